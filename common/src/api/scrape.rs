@@ -1,0 +1,1 @@
+//! Bodies of the `/scrape/*`, `/companies/*` and `/admin/*` endpoints.

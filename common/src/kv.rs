@@ -1,0 +1,334 @@
+//! The key-value backend for sessions, login throttling and caches: Redis, or an in-process
+//! map when no `REDIS_URL` is set (the one-command mode).
+//!
+//! Both backends have the same semantics (string values, per-key expiry, an atomic counter
+//! with a window). Every key is prefixed so that tests, and several platforms sharing one
+//! Redis, never see each other's keys. Redis errors are reported, never papered over: callers
+//! turn them into 503 and fail closed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+
+/// The backend could not answer (Redis down, timed out, or refused the command).
+#[derive(Debug, thiserror::Error)]
+#[error("key-value store unavailable: {0}")]
+pub struct KvError(String);
+
+impl From<redis::RedisError> for KvError {
+    fn from(e: redis::RedisError) -> Self {
+        KvError(e.to_string())
+    }
+}
+
+/// How long to wait for Redis before calling it unavailable.
+#[derive(Debug, Clone, Copy)]
+pub struct RedisTimeouts {
+    pub connect: Duration,
+    pub response: Duration,
+}
+
+impl Default for RedisTimeouts {
+    fn default() -> Self {
+        Self { connect: Duration::from_secs(2), response: Duration::from_millis(500) }
+    }
+}
+
+/// A handle to the key-value store; cheap to clone.
+#[derive(Clone)]
+pub struct Kv {
+    backend: Backend,
+    prefix: Arc<str>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Redis(ConnectionManager),
+    Memory(Arc<MemoryMap>),
+}
+
+impl std::fmt::Debug for Kv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kv")
+            .field("backend", &self.backend_name())
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl Kv {
+    /// An in-process store; clones share the same map.
+    pub fn memory(prefix: &str) -> Self {
+        Self { backend: Backend::Memory(Arc::new(MemoryMap::default())), prefix: prefix.into() }
+    }
+
+    /// Connects to Redis. The connection reconnects by itself after Redis comes back; while it
+    /// is down every call fails quickly with [`KvError`].
+    ///
+    /// The first connection is made lazily when Redis is unreachable at start-up, so that a
+    /// service can start before Redis and recover when it appears; a malformed URL is an error.
+    pub async fn redis(url: &str, prefix: &str, timeouts: RedisTimeouts) -> Result<Self, KvError> {
+        let client = redis::Client::open(url).map_err(|e| KvError(format!("invalid REDIS_URL: {e}")))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeouts.connect))
+            .set_response_timeout(Some(timeouts.response))
+            .set_number_of_retries(1);
+        let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self { backend: Backend::Redis(manager), prefix: prefix.into() })
+    }
+
+    /// The same store seen under another key prefix (e.g. one per service or per test).
+    pub fn with_prefix(&self, prefix: &str) -> Self {
+        Self { backend: self.backend.clone(), prefix: prefix.into() }
+    }
+
+    /// `"redis"` or `"memory"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Redis(_) => "redis",
+            Backend::Memory(_) => "memory",
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+
+    /// Whether the backend answers (for readiness checks).
+    pub async fn ping(&self) -> Result<(), KvError> {
+        match &self.backend {
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+                Ok(())
+            }
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
+        let key = self.key(key);
+        match &self.backend {
+            Backend::Redis(conn) => Ok(conn.clone().get(key).await?),
+            Backend::Memory(map) => Ok(map.get(&key)),
+        }
+    }
+
+    /// Sets `key` to `value`, expiring after `ttl`.
+    pub async fn set_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<(), KvError> {
+        let key = self.key(key);
+        match &self.backend {
+            Backend::Redis(conn) => {
+                let ms = ttl.as_millis().max(1) as u64;
+                let _: () = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok(())
+            }
+            Backend::Memory(map) => {
+                map.set(key, value.to_owned(), ttl);
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes `key`; true when it existed.
+    pub async fn del(&self, key: &str) -> Result<bool, KvError> {
+        let key = self.key(key);
+        match &self.backend {
+            Backend::Redis(conn) => {
+                let n: u64 = conn.clone().del(key).await?;
+                Ok(n > 0)
+            }
+            Backend::Memory(map) => Ok(map.del(&key)),
+        }
+    }
+
+    /// Adds one to the counter at `key`, which starts a window of length `window` when it is
+    /// created. Returns the count and how long the window still runs.
+    pub async fn incr_in_window(&self, key: &str, window: Duration) -> Result<(u64, Duration), KvError> {
+        let key = self.key(key);
+        match &self.backend {
+            Backend::Redis(conn) => {
+                let ms = window.as_millis().max(1) as u64;
+                let (count, _, ttl_ms): (u64, i64, i64) = redis::pipe()
+                    .atomic()
+                    .cmd("INCR")
+                    .arg(&key)
+                    .cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(ms)
+                    .arg("NX")
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok((count, Duration::from_millis(ttl_ms.max(0) as u64)))
+            }
+            Backend::Memory(map) => Ok(map.incr(key, window)),
+        }
+    }
+
+    /// The counter at `key` and how long its window still runs; `(0, 0)` when there is none.
+    pub async fn counter(&self, key: &str) -> Result<(u64, Duration), KvError> {
+        let key = self.key(key);
+        match &self.backend {
+            Backend::Redis(conn) => {
+                let (count, ttl_ms): (Option<u64>, i64) = redis::pipe()
+                    .cmd("GET")
+                    .arg(&key)
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok((count.unwrap_or(0), Duration::from_millis(ttl_ms.max(0) as u64)))
+            }
+            Backend::Memory(map) => Ok(map.counter(&key)),
+        }
+    }
+}
+
+/// The in-process backend: a map with per-entry expiry, swept now and then.
+#[derive(Default)]
+struct MemoryMap {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    entries: HashMap<String, (String, Instant)>,
+    writes_since_sweep: usize,
+}
+
+const SWEEP_EVERY_WRITES: usize = 1024;
+
+impl MemoryMap {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        // A panic while holding the lock cannot leave the map half-written (every operation
+        // is a single insert or remove), so a poisoned lock is safe to keep using.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        match inner.entries.get(key) {
+            Some((v, exp)) if *exp > now => Some(v.clone()),
+            Some(_) => {
+                inner.entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn set(&self, key: String, value: String, ttl: Duration) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.entries.insert(key, (value, now + ttl));
+        inner.after_write(now);
+    }
+
+    fn del(&self, key: &str) -> bool {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        matches!(inner.entries.remove(key), Some((_, exp)) if exp > now)
+    }
+
+    fn incr(&self, key: String, window: Duration) -> (u64, Duration) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let entry = inner
+            .entries
+            .entry(key)
+            .and_modify(|(v, exp)| {
+                if *exp <= now {
+                    *v = "0".into();
+                    *exp = now + window;
+                }
+            })
+            .or_insert_with(|| ("0".into(), now + window));
+        let count = entry.0.parse::<u64>().unwrap_or(0) + 1;
+        entry.0 = count.to_string();
+        let remaining = entry.1.saturating_duration_since(now);
+        inner.after_write(now);
+        (count, remaining)
+    }
+
+    fn counter(&self, key: &str) -> (u64, Duration) {
+        let now = Instant::now();
+        let inner = self.lock();
+        match inner.entries.get(key) {
+            Some((v, exp)) if *exp > now => (v.parse().unwrap_or(0), exp.saturating_duration_since(now)),
+            _ => (0, Duration::ZERO),
+        }
+    }
+}
+
+impl MemoryInner {
+    fn after_write(&mut self, now: Instant) {
+        self.writes_since_sweep += 1;
+        if self.writes_since_sweep >= SWEEP_EVERY_WRITES {
+            self.writes_since_sweep = 0;
+            self.entries.retain(|_, (_, exp)| *exp > now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_expires_and_counts() {
+        let kv = Kv::memory("t:");
+        kv.set_ex("a", "1", Duration::from_millis(30)).await.unwrap();
+        assert_eq!(kv.get("a").await.unwrap().as_deref(), Some("1"));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(kv.get("a").await.unwrap(), None);
+
+        let (n, left) = kv.incr_in_window("c", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(n, 1);
+        assert!(left > Duration::from_secs(59));
+        let (n, _) = kv.incr_in_window("c", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(kv.counter("c").await.unwrap().0, 2);
+        assert!(kv.del("c").await.unwrap());
+        assert_eq!(kv.counter("c").await.unwrap().0, 0);
+    }
+
+    #[tokio::test]
+    async fn prefixes_separate_keys() {
+        let a = Kv::memory("a:");
+        let b = a.with_prefix("b:");
+        a.set_ex("k", "from-a", Duration::from_secs(5)).await.unwrap();
+        assert_eq!(b.get("k").await.unwrap(), None);
+    }
+}
+
+/// Opens the store named by `REDIS_URL` (Redis) or, when unset, an in-process map; keys are
+/// prefixed with `REDIS_KEY_PREFIX`. Timeouts: `REDIS_CONNECT_TIMEOUT_MS` (2000) and
+/// `REDIS_RESPONSE_TIMEOUT_MS` (500).
+pub async fn from_env() -> Result<Kv, crate::config::ConfigError> {
+    use crate::config::{millis_or, var, var_or, ConfigError};
+    let prefix = var_or("REDIS_KEY_PREFIX", "");
+    match var("REDIS_URL") {
+        None => Ok(Kv::memory(&prefix)),
+        Some(url) => {
+            let timeouts = RedisTimeouts {
+                connect: millis_or("REDIS_CONNECT_TIMEOUT_MS", 2000)?,
+                response: millis_or("REDIS_RESPONSE_TIMEOUT_MS", 500)?,
+            };
+            Kv::redis(&url, &prefix, timeouts)
+                .await
+                .map_err(|e| ConfigError::new("REDIS_URL", e.to_string()))
+        }
+    }
+}
