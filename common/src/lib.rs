@@ -15,3 +15,4 @@ pub mod extract;
 pub mod kv;
 pub mod server;
 pub mod telemetry;
+pub mod testing;
