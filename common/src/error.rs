@@ -10,14 +10,15 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 /// `{"detail": "..."}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub detail: String,
 }
 
 /// One invalid field of a 422 answer: `{"loc": ["body", "email"], "msg": "...", "type": "..."}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
+    #[schema(value_type = Vec<Object>)]
     pub loc: Vec<serde_json::Value>,
     pub msg: String,
     #[serde(rename = "type")]
@@ -45,7 +46,7 @@ impl FieldError {
 }
 
 /// `{"detail": [FieldError, ...]}` — the 422 body.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ValidationBody {
     pub detail: Vec<FieldError>,
 }

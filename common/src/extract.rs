@@ -48,6 +48,18 @@ impl From<BytesRejection> for BodyRejection {
     }
 }
 
+/// The body as bytes, for relaying it unparsed; over the size limit it is a JSON 413.
+#[derive(Debug, Clone)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = BodyRejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(RawBody(Bytes::from_request(req, state).await?))
+    }
+}
+
 /// A JSON body of type `T`, parsed and validated.
 #[derive(Debug, Clone)]
 pub struct ValidJson<T>(pub T);

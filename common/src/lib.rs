@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod jwks;
 pub mod kv;
 pub mod server;
 pub mod telemetry;

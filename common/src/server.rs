@@ -154,7 +154,16 @@ pub fn with_common_layers(router: Router, limits: HttpLimits) -> Router {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("-")
                         .to_owned();
-                    tracing::info_span!("request", method = %req.method(), route, request_id)
+                    let span = tracing::info_span!(
+                        "request",
+                        otel.name = format!("{} {route}", req.method()),
+                        otel.kind = "server",
+                        method = %req.method(),
+                        route,
+                        request_id,
+                    );
+                    crate::telemetry::continue_trace(&span, req.headers());
+                    span
                 })
                 .on_response(
                     |resp: &Response, latency: Duration, _span: &tracing::Span| {

@@ -1,0 +1,23 @@
+//! The app-service binary: configuration → telemetry → build → serve until SIGTERM.
+
+use common::server::shutdown_channel;
+
+#[tokio::main]
+async fn main() {
+    common::config::load_dotenv();
+    common::telemetry::init("app-service");
+    if let Err(e) = run().await {
+        eprintln!("app-service: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let config = app_service::Config::from_env()?;
+    let kv = common::kv::from_env().await?;
+    let app = app_service::Application::build(config, kv).await?;
+    let (trigger, shutdown) = shutdown_channel();
+    trigger.on_os_signal();
+    app.run_until_stopped(shutdown).await?;
+    Ok(())
+}

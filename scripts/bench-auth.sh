@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Load benchmark of the auth path: GET /auth/me/ through the full chain (Pingora gateway →
+# app-service → user-service), through NGINX in front of the same app-service, directly at
+# user-service; login throughput against the bcrypt ceiling; /auth/me/ during a login storm.
+#
+# Runs the separate release binaries against local PostgreSQL and Redis (as in production),
+# on ports 18000-18003 and 18080, and prints one table. Needs wrk and nginx (Debian packages).
+#   scripts/bench-auth.sh            # 10 s per scenario, 32 connections
+#   DURATION=20 CONNECTIONS=64 scripts/bench-auth.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
+REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  psql "$DATABASE_URL" -qc "DROP SCHEMA IF EXISTS bench_auth CASCADE" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for tool in wrk nginx curl psql; do
+  command -v "$tool" >/dev/null || { echo "bench-auth: $tool is required (apt-get install wrk nginx-light curl postgresql-client)"; exit 1; }
+done
+
+echo "building release binaries…"
+cargo build --release --quiet -p gateway -p app-service -p user-service --example bcrypt_rate
+
+psql "$DATABASE_URL" -qc "DROP SCHEMA IF EXISTS bench_auth CASCADE" >/dev/null
+export SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export REDIS_URL REDIS_KEY_PREFIX="bench:$$:" RUST_LOG=warn
+export USER_SERVICE_ADDR=127.0.0.1:18002 USER_SERVICE_DATABASE_URL="$DATABASE_URL" USER_SERVICE_DATABASE_SCHEMA=bench_auth
+export APP_SERVICE_ADDR=127.0.0.1:18001 USER_SERVICE_URL=http://127.0.0.1:18002 SCRAPER_SERVICE_URL=http://127.0.0.1:18003
+export GATEWAY_ADDR=127.0.0.1:18000 APP_SERVICE_URLS=http://127.0.0.1:18001 GATEWAY_METRICS_ADDR=127.0.0.1:18090
+export LOGIN_MAX_FAILURES_PER_IP=1000000 LOGIN_MAX_FAILURES_PER_ACCOUNT=1000000
+
+target/release/user-service >"$WORK/user.log" 2>&1 & PIDS+=($!)
+target/release/app-service >"$WORK/app.log" 2>&1 & PIDS+=($!)
+target/release/gateway >"$WORK/gateway.log" 2>&1 & PIDS+=($!)
+
+cat >"$WORK/nginx.conf" <<NGINX
+worker_processes auto;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream app { server 127.0.0.1:18001; keepalive 64; }
+  server {
+    listen 127.0.0.1:18080;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$remote_addr;
+    }
+  }
+}
+NGINX
+nginx -c "$WORK/nginx.conf"
+
+wait_for() { for _ in $(seq 1 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "bench-auth: $1 did not come up"; cat "$WORK"/*.log; exit 1; }
+wait_for http://127.0.0.1:18002/healthz
+wait_for http://127.0.0.1:18001/healthz
+wait_for http://127.0.0.1:18000/healthz
+wait_for http://127.0.0.1:18080/healthz
+
+PASSWORD="bench-password-123"
+curl -fs -X POST http://127.0.0.1:18000/auth/register/ -H 'content-type: application/json' \
+  -d "{\"username\":\"bench\",\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" >/dev/null
+TOKEN=$(curl -fs -X POST http://127.0.0.1:18000/auth/login/ -H 'content-type: application/json' \
+  -d "{\"username\":\"bench\",\"password\":\"$PASSWORD\"}" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+
+cat >"$WORK/login.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"username":"bench","password":"$PASSWORD"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+# wrk → "rps p50 p99" (latencies in ms)
+run_wrk() {
+  local out; out=$(wrk "$@" --latency 2>&1)
+  local rps p50 p99 non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  printf '%s %s %s %s\n' "$rps" "$(to_ms "$p50")" "$(to_ms "$p99")" "${non2xx:-0}"
+}
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'; }
+
+ME=(-t2 -c"$CONNECTIONS" -d"${DURATION}s" -H "Authorization: Bearer $TOKEN")
+echo "warming up…"
+wrk -t2 -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:18000/auth/me/ >/dev/null
+wrk -t2 -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:18002/auth/me/ >/dev/null
+
+read -r direct_rps direct_p50 direct_p99 direct_err < <(run_wrk "${ME[@]}" http://127.0.0.1:18002/auth/me/)
+read -r chain_rps chain_p50 chain_p99 chain_err < <(run_wrk "${ME[@]}" http://127.0.0.1:18000/auth/me/)
+read -r nginx_rps nginx_p50 nginx_p99 nginx_err < <(run_wrk "${ME[@]}" http://127.0.0.1:18080/auth/me/)
+read -r app_rps app_p50 app_p99 app_err < <(run_wrk "${ME[@]}" http://127.0.0.1:18001/auth/me/)
+
+bcrypt_rate=$(target/release/examples/bcrypt_rate 12 5 | awk '{print $4}')
+read -r login_rps login_p50 login_p99 login_err < <(run_wrk -t2 -c8 -d"${DURATION}s" -s "$WORK/login.lua" http://127.0.0.1:18000/auth/login/)
+
+# /auth/me/ while a login storm runs through the same gateway.
+wrk -t1 -c16 -d"$((DURATION + 4))s" -s "$WORK/login.lua" http://127.0.0.1:18000/auth/login/ >/dev/null 2>&1 &
+storm=$!
+sleep 2
+read -r storm_rps storm_p50 storm_p99 storm_err < <(run_wrk "${ME[@]}" http://127.0.0.1:18000/auth/me/)
+wait "$storm" || true
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+echo
+echo "GET /auth/me/ — $CONNECTIONS connections, ${DURATION}s each (wrk -t2), $(nproc) cores"
+printf '%-44s %10s %9s %9s %8s\n' scenario "req/s" "p50 ms" "p99 ms" "non-2xx"
+printf '%-44s %10s %9s %9s %8s\n' "direct: user-service" "$direct_rps" "$direct_p50" "$direct_p99" "$direct_err"
+printf '%-44s %10s %9s %9s %8s\n' "app-service → user-service" "$app_rps" "$app_p50" "$app_p99" "$app_err"
+printf '%-44s %10s %9s %9s %8s\n' "NGINX → app-service → user-service" "$nginx_rps" "$nginx_p50" "$nginx_p99" "$nginx_err"
+printf '%-44s %10s %9s %9s %8s\n' "gateway → app-service → user-service" "$chain_rps" "$chain_p50" "$chain_p99" "$chain_err"
+printf '%-44s %10s %9s %9s %8s\n' "same, during a login storm" "$storm_rps" "$storm_p50" "$storm_p99" "$storm_err"
+echo
+echo "full chain / direct throughput:  $(ratio "$chain_rps" "$direct_rps")   (target ≥ 0.50, p99 < 10 ms)"
+echo "gateway hop / NGINX hop throughput: $(ratio "$chain_rps" "$nginx_rps")   (target ≥ 1.00)"
+echo
+echo "POST /auth/login/ through the gateway (8 connections): $login_rps req/s, p50 $login_p50 ms, p99 $login_p99 ms, non-2xx $login_err"
+echo "bcrypt ceiling (cost 12, all cores): $bcrypt_rate verifications/s → login/bcrypt = $(ratio "$login_rps" "$bcrypt_rate") (target ≥ 0.90)"
+echo "GET /auth/me/ p99 during the login storm: $storm_p99 ms (target < 20 ms)"

@@ -1,0 +1,174 @@
+//! The whole platform in one process, wired from the same libraries the separate service
+//! binaries use.
+//!
+//! [`Stack::start`] builds user-service, scraper-service, app-service and the gateway in that
+//! order, each pointed at the others' actual ports, sharing one key-value store (so the
+//! gateway sees the sessions user-service writes). With no `DATABASE_URL` the data lives in
+//! SQLite files under `DATA_DIR`; with no `REDIS_URL` sessions, throttling and the company
+//! cache live in process. Internal services listen on loopback unless configured otherwise.
+
+use std::net::SocketAddr;
+
+use common::config::{var, ConfigError};
+use common::kv::Kv;
+use common::server::{shutdown_channel, Shutdown, ShutdownTrigger};
+use tokio::task::JoinHandle;
+
+/// Where a one-process stack took its settings from, after defaults were applied.
+pub struct StackConfig {
+    pub user: user_service::Config,
+    pub scraper: scraper_service::Config,
+    pub app: app_service::Config,
+    pub gateway: gateway::Config,
+    /// Whether `APP_SERVICE_URLS`/`USER_SERVICE_URL`/`SCRAPER_SERVICE_URL` were given; when
+    /// not, each service is pointed at the port its neighbour actually bound.
+    pub explicit_urls: ExplicitUrls,
+}
+
+/// Which service URLs the operator set explicitly.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExplicitUrls {
+    pub app: bool,
+    pub user: bool,
+    pub scraper: bool,
+}
+
+impl StackConfig {
+    /// Reads every service's configuration with one-process defaults: internal services on
+    /// 127.0.0.1, a random token secret when `SECRET_KEY` is unset (tokens then end with the
+    /// process), and one PostgreSQL schema per service when both share `DATABASE_URL`.
+    ///
+    /// Call it before other threads read the environment: it may set `SECRET_KEY`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        if var("SECRET_KEY").is_none() && var("ALGORITHM").is_none_or(|a| a.starts_with("HS")) {
+            // Every service reads the same variable; set it once, before any of them starts.
+            std::env::set_var("SECRET_KEY", random_secret());
+            tracing::warn!("SECRET_KEY is unset: using a random one, so tokens end with this process");
+        }
+        let mut user = user_service::Config::from_env()?;
+        let mut scraper = scraper_service::Config::from_env()?;
+        let mut app = app_service::Config::from_env()?;
+        let gateway = gateway::Config::from_env()?;
+
+        if var("USER_SERVICE_ADDR").is_none() {
+            user.addr = "127.0.0.1:8002".into();
+        }
+        if var("SCRAPER_SERVICE_ADDR").is_none() {
+            scraper.addr = "127.0.0.1:8003".into();
+        }
+        if var("APP_SERVICE_ADDR").is_none() {
+            app.listen = "127.0.0.1:8001".into();
+        }
+        if user.db.url.is_some() && user.db.url == scraper.db.url {
+            user.db.schema.get_or_insert_with(|| "user_service".into());
+            scraper.db.schema.get_or_insert_with(|| "scraper_service".into());
+        }
+        let explicit_urls = ExplicitUrls {
+            app: var("APP_SERVICE_URLS").is_some() || var("APP_SERVICE_URL").is_some(),
+            user: var("USER_SERVICE_URL").is_some(),
+            scraper: var("SCRAPER_SERVICE_URL").is_some(),
+        };
+        Ok(Self { user, scraper, app, gateway, explicit_urls })
+    }
+}
+
+/// A running one-process platform.
+pub struct Stack {
+    pub gateway_addr: SocketAddr,
+    pub app_port: u16,
+    pub user_port: u16,
+    pub scraper_port: u16,
+    trigger: ShutdownTrigger,
+    services: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
+    _gateway: gateway::GatewayHandle,
+}
+
+/// Start-up failed; the message names the variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Service(String),
+}
+
+impl Stack {
+    /// Builds and starts every service; returns once all of them listen.
+    pub async fn start(mut config: StackConfig, kv: Kv) -> Result<Self, StackError> {
+        let (trigger, _) = shutdown_channel();
+        let mut services = Vec::new();
+
+        let user = user_service::Application::build(config.user, kv.clone())
+            .await
+            .map_err(|e| StackError::Service(e.to_string()))?;
+        let user_port = user.port();
+        services.push(("user-service", spawn(user.run_until_stopped(trigger.subscribe()))));
+
+        let scraper = scraper_service::Application::build(config.scraper, kv.clone())
+            .await
+            .map_err(|e| StackError::Service(e.to_string()))?;
+        let scraper_port = scraper.port();
+        services.push(("scraper-service", spawn(scraper.run_until_stopped(trigger.subscribe()))));
+
+        if !config.explicit_urls.user {
+            config.app.user_service_url = format!("http://127.0.0.1:{user_port}");
+            if config.app.tokens.secret.is_none() {
+                config.app.jwks_url = format!("http://127.0.0.1:{user_port}/.well-known/jwks.json");
+            }
+        }
+        if !config.explicit_urls.scraper {
+            config.app.scraper_service_url = format!("http://127.0.0.1:{scraper_port}");
+        }
+        let app = app_service::Application::build(config.app, kv.clone())
+            .await
+            .map_err(|e| StackError::Service(e.to_string()))?;
+        let app_port = app.port();
+        services.push(("app-service", spawn(app.run_until_stopped(trigger.subscribe()))));
+
+        if !config.explicit_urls.app {
+            config.gateway.upstreams = vec![format!("127.0.0.1:{app_port}")];
+        }
+        if config.gateway.tokens.secret.is_none() && !config.explicit_urls.user {
+            config.gateway.jwks_url = format!("http://127.0.0.1:{user_port}/.well-known/jwks.json");
+        }
+        let gateway = gateway::start(config.gateway, kv).map_err(|e| StackError::Service(e.to_string()))?;
+        let gateway_addr = gateway.addr();
+
+        Ok(Self { gateway_addr, app_port, user_port, scraper_port, trigger, services, _gateway: gateway })
+    }
+
+    /// A signal that fires when the stack is asked to stop.
+    pub fn shutdown_signal(&self) -> Shutdown {
+        self.trigger.subscribe()
+    }
+
+    /// Stops the services, letting in-flight requests and jobs finish within their drain
+    /// periods, and waits for them.
+    pub async fn stop(self) {
+        self.trigger.trigger();
+        for (name, handle) in self.services {
+            match handle.await {
+                Ok(Ok(())) => tracing::info!(service = name, "stopped"),
+                Ok(Err(e)) => tracing::warn!(service = name, error = %e, "stopped with an error"),
+                Err(e) => tracing::warn!(service = name, error = %e, "task failed"),
+            }
+        }
+    }
+
+    /// Starts a shutdown on SIGTERM or Ctrl-C.
+    pub fn stop_on_os_signal(&self) {
+        self.trigger.on_os_signal();
+    }
+}
+
+fn spawn(
+    fut: impl std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+) -> JoinHandle<std::io::Result<()>> {
+    tokio::spawn(fut)
+}
+
+fn random_secret() -> String {
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
