@@ -13,7 +13,7 @@ fn usage() -> ! {
 #[tokio::main]
 async fn main() {
     common::config::load_dotenv();
-    common::telemetry::init("platform");
+    let _telemetry = common::telemetry::init("platform");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] | ["serve"] => serve().await,

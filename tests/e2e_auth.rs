@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{claims_of, sign, start, Backend, TestStack, PASSWORD};
+use support::{claims_of, sign, start, Backend, PASSWORD};
 
 fn assert_bearer_challenge(headers: &reqwest::header::HeaderMap) {
     let challenge = headers.get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("");
