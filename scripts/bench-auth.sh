@@ -32,7 +32,8 @@ echo "building release binaries…"
 cargo build --release --quiet -p gateway -p app-service -p user-service --example bcrypt_rate
 
 psql "$DATABASE_URL" -qc "DROP SCHEMA IF EXISTS bench_auth CASCADE" >/dev/null
-export SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export SECRET_KEY
 export REDIS_URL REDIS_KEY_PREFIX="bench:$$:" RUST_LOG=warn
 export USER_SERVICE_ADDR=127.0.0.1:18002 USER_SERVICE_DATABASE_URL="$DATABASE_URL" USER_SERVICE_DATABASE_SCHEMA=bench_auth
 export APP_SERVICE_ADDR=127.0.0.1:18001 USER_SERVICE_URL=http://127.0.0.1:18002 SCRAPER_SERVICE_URL=http://127.0.0.1:18003
