@@ -92,7 +92,7 @@ impl Application {
 pub fn app_router(state: AppState, limits: server::HttpLimits) -> Router {
     let api = routes::router().with_state(state);
     let router = Router::new().merge(openapi::swagger_ui()).merge(api);
-    server::with_common_layers(router, limits)
+    server::CommonLayers::new("app-service", limits).apply(router)
 }
 
 /// `/readyz`: both services answer and the session store is reachable.

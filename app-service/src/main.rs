@@ -5,7 +5,7 @@ use common::server::shutdown_channel;
 #[tokio::main]
 async fn main() {
     common::config::load_dotenv();
-    common::telemetry::init("app-service");
+    let _telemetry = common::telemetry::init("app-service");
     if let Err(e) = run().await {
         eprintln!("app-service: {e}");
         std::process::exit(1);

@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod jwks;
 pub mod kv;
+pub mod metrics;
 pub mod server;
 pub mod telemetry;
 pub mod testing;

@@ -44,7 +44,7 @@ pub enum StartupError {
 /// The whole HTTP surface: the routes plus the layers every service shares (`/healthz`,
 /// request ids, access log, body limit, timeout, JSON 404/405).
 pub fn router(state: AppState, limits: HttpLimits) -> Router {
-    common::server::with_common_layers(routes::routes(state), limits)
+    common::server::CommonLayers::new("user-service", limits).apply(routes::routes(state))
 }
 
 /// A built service, listening but not yet serving.

@@ -20,8 +20,8 @@ async fn relay(state: &AppState, method: Method, uri: &Uri, headers: &HeaderMap,
     security(("oauth2" = [])),
     request_body = common::api::scrape::ScrapeRequest,
     responses(
-        (status = 200, description = "Fresh data from the cache", body = common::api::scrape::CachedCompanyResponse),
-        (status = 202, description = "A scrape job was queued (or one for this IDNO is pending); poll Location", body = common::api::scrape::JobResponse),
+        (status = 200, description = "Fresh data from the cache", body = common::api::scrape::ScrapeCachedResponse),
+        (status = 202, description = "A scrape job was queued (or one for this IDNO is pending); poll Location", body = common::api::scrape::ScrapeAcceptedResponse),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 422, description = "Invalid IDNO", body = ValidationBody),
         (status = 503, description = "A dependency is unavailable", body = ErrorBody),
@@ -35,7 +35,7 @@ pub async fn scrape(_who: Identity, State(s): State<AppState>, uri: Uri, headers
     security(("oauth2" = [])),
     params(("id" = i64, Path, description = "The job id")),
     responses(
-        (status = 200, description = "The job", body = common::api::scrape::JobResponse),
+        (status = 200, description = "The job", body = common::api::scrape::ScrapeJobResponse),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 422, description = "The id is not a number", body = ValidationBody),
@@ -63,7 +63,7 @@ pub async fn company(_who: Identity, State(s): State<AppState>, uri: Uri, header
     security(("oauth2" = [])),
     request_body = common::api::scrape::RetransformRequest,
     responses(
-        (status = 200, description = "How many pages were re-parsed", body = common::api::scrape::RetransformReport),
+        (status = 200, description = "How many pages were re-parsed", body = common::api::scrape::RetransformResponse),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "Admin role required", body = ErrorBody),
     ))]

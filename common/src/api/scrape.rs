@@ -1,1 +1,326 @@
 //! Bodies of the `/scrape/*`, `/companies/*` and `/admin/*` endpoints.
+//!
+//! scraper-service answers with these types and app-service documents them, so the IDNO rule
+//! lives here once: 13 digits whose last is a check digit, the sum of the first twelve
+//! weighted 7, 3, 1, 7, 3, 1, … taken modulo 10.
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::FieldError;
+use crate::extract::Validate;
+
+/// Number of digits in a Moldovan IDNO.
+pub const IDNO_LEN: usize = 13;
+
+/// Why a string is not a valid IDNO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdnoError {
+    /// Not exactly 13 characters.
+    Length,
+    /// A character other than an ASCII digit.
+    NotDigits,
+    /// The 13th digit is not the check digit of the first twelve.
+    CheckDigit,
+}
+
+impl IdnoError {
+    /// The pydantic-style error type of this problem.
+    pub fn kind(self) -> &'static str {
+        match self {
+            IdnoError::Length => "string_length",
+            IdnoError::NotDigits => "string_pattern_mismatch",
+            IdnoError::CheckDigit => "value_error",
+        }
+    }
+
+    /// A message for the client.
+    pub fn message(self) -> &'static str {
+        match self {
+            IdnoError::Length => "IDNO must have exactly 13 digits",
+            IdnoError::NotDigits => "IDNO must contain digits only",
+            IdnoError::CheckDigit => "IDNO check digit is wrong",
+        }
+    }
+}
+
+impl std::fmt::Display for IdnoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for IdnoError {}
+
+/// Checks a Moldovan IDNO: 13 ASCII digits, the last being the check digit of the first
+/// twelve (weights 7, 3, 1 repeated, sum mod 10). `1008600038413` is valid.
+pub fn check_idno(idno: &str) -> Result<(), IdnoError> {
+    let bytes = idno.as_bytes();
+    if !bytes.iter().all(u8::is_ascii_digit) {
+        return Err(IdnoError::NotDigits);
+    }
+    if bytes.len() != IDNO_LEN {
+        return Err(IdnoError::Length);
+    }
+    const WEIGHTS: [u32; 3] = [7, 3, 1];
+    let sum: u32 = bytes[..IDNO_LEN - 1]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| u32::from(b - b'0') * WEIGHTS[i % 3])
+        .sum();
+    if sum % 10 == u32::from(bytes[IDNO_LEN - 1] - b'0') {
+        Ok(())
+    } else {
+        Err(IdnoError::CheckDigit)
+    }
+}
+
+/// The 422 field error for an invalid IDNO at `loc` (e.g. `["body", "idno"]`).
+pub fn idno_field_error(loc: Vec<serde_json::Value>, err: IdnoError) -> FieldError {
+    FieldError { loc, msg: err.message().to_owned(), kind: err.kind().to_owned() }
+}
+
+/// `POST /scrape/`: company data for an IDNO, from the cache or by a new scrape job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"idno": "1008600038413", "force_refresh": false}))]
+pub struct ScrapeRequest {
+    /// The company's IDNO: 13 digits, the last a check digit.
+    #[schema(min_length = 13, max_length = 13, pattern = "^[0-9]{13}$", example = "1008600038413")]
+    pub idno: String,
+    /// Scrape again even when fresh data is cached. `forced_refresh` is accepted too, as the
+    /// original app spelled it.
+    #[serde(default, alias = "forced_refresh")]
+    pub force_refresh: bool,
+}
+
+impl Validate for ScrapeRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        match check_idno(&self.idno) {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![idno_field_error(vec!["body".into(), "idno".into()], e)],
+        }
+    }
+}
+
+/// A company as Transform extracted it from a stored page. Fields the page did not show are
+/// `null` (lists are empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CompanyRecord {
+    #[schema(example = "1008600038413")]
+    pub idno: String,
+    #[schema(example = "Exemplu Comerț SRL")]
+    pub company_name: Option<String>,
+    #[schema(example = "Societate cu Răspundere Limitată")]
+    pub legal_form: Option<String>,
+    #[schema(example = "mun. Chișinău, str. Ștefan cel Mare 1")]
+    pub address: Option<String>,
+    /// `YYYY-MM-DD` when the page's date could be read, otherwise the text as shown.
+    #[schema(example = "2003-03-12")]
+    pub registration_date: Option<String>,
+    #[schema(example = "Activă")]
+    pub status: Option<String>,
+    pub directors: Vec<String>,
+    pub activities: Vec<String>,
+    /// The stored page (`source_data.id`) this record was parsed from; `null` for records
+    /// written by the original app.
+    pub source_id: Option<i64>,
+    /// The page's address.
+    pub source_url: Option<String>,
+    /// When the page was last fetched (UTC).
+    pub fetched_at: Option<NaiveDateTime>,
+    /// When this record was (re)parsed (UTC).
+    pub transformed_at: Option<NaiveDateTime>,
+    /// The version of the parser that produced the record.
+    pub parser_version: Option<String>,
+}
+
+/// `200` answer of `POST /scrape/` when fresh data was cached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScrapeCachedResponse {
+    /// Always `true`.
+    pub success: bool,
+    pub message: String,
+    pub data: CompanyRecord,
+    /// Always `true`.
+    pub cached: bool,
+}
+
+/// The state of a scrape job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for a worker (also while waiting to be retried).
+    Queued,
+    /// A worker holds it.
+    Running,
+    /// Done; the job's `data` is the company record.
+    Succeeded,
+    /// Given up; the job's `error` says why.
+    Failed,
+}
+
+impl JobState {
+    /// The value stored in `scrape_jobs.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored state.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "queued" => Some(JobState::Queued),
+            "running" => Some(JobState::Running),
+            "succeeded" => Some(JobState::Succeeded),
+            "failed" => Some(JobState::Failed),
+            _ => None,
+        }
+    }
+
+    /// Whether the job will not change any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed)
+    }
+}
+
+/// `202` answer of `POST /scrape/`: a job was queued (or one for this IDNO was already
+/// pending). `Location` names the job's status URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"success": true, "message": "Scrape job queued", "job_id": 42, "idno": "1008600038413", "state": "queued", "cached": false, "status_url": "/scrape/jobs/42"}))]
+pub struct ScrapeAcceptedResponse {
+    /// Always `true`.
+    pub success: bool,
+    pub message: String,
+    pub job_id: i64,
+    pub idno: String,
+    pub state: JobState,
+    /// Always `false`.
+    pub cached: bool,
+    /// Where to poll the job: `/scrape/jobs/<job_id>`.
+    pub status_url: String,
+}
+
+/// `GET /scrape/jobs/{id}`: a scrape job and, once it succeeded, its result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScrapeJobResponse {
+    pub id: i64,
+    pub idno: String,
+    pub state: JobState,
+    /// Attempts started so far.
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub started_at: Option<NaiveDateTime>,
+    pub finished_at: Option<NaiveDateTime>,
+    /// Why the last attempt failed, e.g. `company not found` or `source unreachable: …`.
+    pub error: Option<String>,
+    /// The company record when the job succeeded.
+    pub data: Option<CompanyRecord>,
+}
+
+/// `POST /admin/retransform`: re-parse stored pages, of one IDNO or of all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"idno": "1008600038413"}))]
+pub struct RetransformRequest {
+    /// Only this company's pages; absent or `null`: every stored page.
+    #[serde(default)]
+    #[schema(pattern = "^[0-9]{13}$")]
+    pub idno: Option<String>,
+}
+
+impl Validate for RetransformRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        match self.idno.as_deref().map(check_idno) {
+            Some(Err(e)) => vec![idno_field_error(vec!["body".into(), "idno".into()], e)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The answer of `POST /admin/retransform` (and of the `retransform` command).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"processed": 3, "succeeded": 2, "failed": 1}))]
+pub struct RetransformResponse {
+    /// Stored pages parsed.
+    pub processed: u64,
+    /// Pages that yielded a company record (written to `transformed_data`).
+    pub succeeded: u64,
+    /// Pages that did not (a "not found" page, or no company data in it).
+    pub failed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_idnos() {
+        // 1003600000006: 1·7 + 3·7 + 6·3 = 46, check digit 6.
+        for ok in ["1008600038413", "1003600000006", "0000000000000"] {
+            assert_eq!(check_idno(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn check_digit_is_weighted_sum_mod_10() {
+        // Every check digit but the right one is refused.
+        let stem = "100860003841";
+        for d in 0..10 {
+            let idno = format!("{stem}{d}");
+            let expected = if d == 3 { Ok(()) } else { Err(IdnoError::CheckDigit) };
+            assert_eq!(check_idno(&idno), expected, "{idno}");
+        }
+        // Weights 7,3,1: a single 1 in position 0, 1 or 2 gives check digit 7, 3 or 1.
+        assert_eq!(check_idno("1000000000007"), Ok(()));
+        assert_eq!(check_idno("0100000000003"), Ok(()));
+        assert_eq!(check_idno("0010000000001"), Ok(()));
+        assert_eq!(check_idno("0001000000007"), Ok(()));
+    }
+
+    #[test]
+    fn invalid_idnos() {
+        assert_eq!(check_idno(""), Err(IdnoError::Length));
+        assert_eq!(check_idno("123456789123"), Err(IdnoError::Length));
+        assert_eq!(check_idno("10086000384130"), Err(IdnoError::Length));
+        assert_eq!(check_idno("100860003841a"), Err(IdnoError::NotDigits));
+        assert_eq!(check_idno(" 1008600038413"), Err(IdnoError::NotDigits));
+        assert_eq!(check_idno("１００８６０００３８４１３"), Err(IdnoError::NotDigits));
+        assert_eq!(check_idno("-100860003841"), Err(IdnoError::NotDigits));
+    }
+
+    #[test]
+    fn scrape_request_accepts_the_original_spelling() {
+        let r: ScrapeRequest =
+            crate::extract::parse_json(br#"{"idno": "1008600038413", "forced_refresh": true}"#).unwrap();
+        assert!(r.force_refresh);
+        let r: ScrapeRequest = crate::extract::parse_json(br#"{"idno": "1008600038413"}"#).unwrap();
+        assert!(!r.force_refresh);
+        assert!(r.validate().is_empty());
+        let bad = ScrapeRequest { idno: "1008600038414".into(), force_refresh: false };
+        let errors = bad.validate();
+        assert_eq!(errors[0].loc, vec![serde_json::json!("body"), serde_json::json!("idno")]);
+        assert_eq!(errors[0].kind, "value_error");
+    }
+
+    #[test]
+    fn retransform_request_idno_is_optional() {
+        assert!(RetransformRequest::default().validate().is_empty());
+        let r = RetransformRequest { idno: Some("12".into()) };
+        assert_eq!(r.validate()[0].kind, "string_length");
+    }
+
+    #[test]
+    fn job_state_round_trips() {
+        for s in [JobState::Queued, JobState::Running, JobState::Succeeded, JobState::Failed] {
+            assert_eq!(JobState::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+        }
+        assert!(JobState::Failed.is_final() && !JobState::Running.is_final());
+    }
+}
