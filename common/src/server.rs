@@ -288,9 +288,3 @@ pub async fn serve(
 pub fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
-
-/// `CommonLayers::new("service", limits).apply(router)`, for callers not yet naming their
-/// service. TODO(lead): remove once scraper-service uses `CommonLayers`.
-pub fn with_common_layers(router: Router, limits: HttpLimits) -> Router {
-    CommonLayers::new("service", limits).apply(router)
-}

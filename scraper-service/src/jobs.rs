@@ -237,3 +237,24 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Job>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM scrape_jobs WHERE id = $1");
     with_db!(db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)
 }
+
+/// How many jobs are in each state (for the queue-depth metric).
+pub async fn count_by_state(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let sql = "SELECT state, COUNT(*) FROM scrape_jobs GROUP BY state";
+    with_db!(db, pool => sqlx::query_as(sql).fetch_all(pool).await)
+}
+
+/// The `/metrics` text of the queue: `scrape_jobs{state="…"}` for every state.
+pub async fn queue_metrics(db: &Db) -> String {
+    let mut out = String::from("# HELP scrape_jobs Scrape jobs by state (queued = queue depth).\n# TYPE scrape_jobs gauge\n");
+    match count_by_state(db).await {
+        Ok(counts) => {
+            for state in ["queued", "running", "succeeded", "failed"] {
+                let n = counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+                out.push_str(&format!("scrape_jobs{{state=\"{state}\"}} {n}\n"));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count jobs for /metrics"),
+    }
+    out
+}

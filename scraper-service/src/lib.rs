@@ -82,10 +82,13 @@ impl Application {
             notify: Notify::new(),
             owner: format!("scraper-{}", uuid::Uuid::new_v4().simple()),
         });
-        let router = common::server::with_common_layers(
-            routes::router(pipeline.clone()),
-            pipeline.config.limits,
-        );
+        let metrics_db = pipeline.db.clone();
+        let router = common::server::CommonLayers::new("scraper-service", pipeline.config.limits)
+            .extra_metrics(Arc::new(move || {
+                let db = metrics_db.clone();
+                Box::pin(async move { jobs::queue_metrics(&db).await })
+            }))
+            .apply(routes::router(pipeline.clone()));
         let workers = WorkerPool::start(pipeline.clone());
         tracing::info!(
             port,
