@@ -1,0 +1,536 @@
+//! The Pingora `ProxyHttp` implementation: route, authenticate, pick an instance, rewrite the
+//! identity headers, and turn every failure into a JSON answer.
+//!
+//! Decisions live in plain functions ([`crate::routing::route`], [`crate::auth::TokenCheck`]);
+//! this module only wires them into Pingora's request phases. The per-request context is a
+//! few words, and the hot path allocates only the request id (when the client sent none) and
+//! the peer Pingora needs.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use common::auth::headers;
+use http::{header, HeaderValue};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::lb::selection::RoundRobin;
+use pingora::lb::LoadBalancer;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::auth::{Identity, TokenCheck};
+use crate::metrics::Metrics;
+use crate::routing::{route, Group, Route};
+
+/// Limits and timeouts applied to every request.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_body_bytes: u64,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub client_timeout: Duration,
+}
+
+/// The gateway's request logic, shared by every worker thread.
+pub struct Gateway {
+    pub tokens: Arc<TokenCheck>,
+    pub upstreams: Arc<LoadBalancer<RoundRobin>>,
+    pub limits: Limits,
+    pub metrics: Arc<Metrics>,
+    pub in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a request as in flight for as long as its context lives (shutdown waits for zero).
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(counter))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Per-request state.
+pub struct Ctx {
+    started: Instant,
+    group: Group,
+    request_id: HeaderValue,
+    identity: Option<Identity>,
+    /// The instance chosen for the current attempt.
+    upstream: Option<SocketAddr>,
+    /// An instance that refused the connection, avoided on the retry.
+    failed: Option<SocketAddr>,
+    connect_failures: u8,
+    body_bytes: u64,
+    /// This hop's span: a child of the client's trace context, parent of the upstream's.
+    span: tracing::Span,
+    _in_flight: InFlight,
+}
+
+/// Fixed JSON bodies: nothing the gateway answers itself is built at request time.
+mod body {
+    pub const HEALTHY: &[u8] = br#"{"status":"ok"}"#;
+    pub const NOT_FOUND: &[u8] = br#"{"detail":"Not Found"}"#;
+    pub const TOO_LARGE: &[u8] = br#"{"detail":"Request body too large"}"#;
+    pub const UNAVAILABLE: &[u8] = br#"{"detail":"Service unavailable"}"#;
+    pub const TIMED_OUT: &[u8] = br#"{"detail":"Upstream timed out"}"#;
+    pub const BAD_GATEWAY: &[u8] = br#"{"detail":"Bad gateway"}"#;
+    pub const CLIENT_TIMEOUT: &[u8] = br#"{"detail":"Request timed out"}"#;
+    pub const BAD_REQUEST: &[u8] = br#"{"detail":"Bad request"}"#;
+    pub const INTERNAL: &[u8] = br#"{"detail":"Internal Server Error"}"#;
+}
+
+/// The status and body for a request that could not be proxied.
+pub fn failure_response(e: &Error) -> (u16, &'static [u8]) {
+    match e.etype() {
+        ErrorType::HTTPStatus(413) => (413, body::TOO_LARGE),
+        ErrorType::HTTPStatus(503) => (503, body::UNAVAILABLE),
+        ErrorType::HTTPStatus(400) => (400, body::BAD_REQUEST),
+        ErrorType::HTTPStatus(code) if *code >= 500 => (502, body::BAD_GATEWAY),
+        ErrorType::HTTPStatus(_) => (400, body::BAD_REQUEST),
+        etype => match e.esource() {
+            ErrorSource::Upstream => match etype {
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                    (504, body::TIMED_OUT)
+                }
+                // Nothing accepted the connection: every instance tried is down.
+                ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
+                    (503, body::UNAVAILABLE)
+                }
+                _ => (502, body::BAD_GATEWAY),
+            },
+            ErrorSource::Downstream => match etype {
+                // The client is gone: there is nobody to answer.
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+                    (0, body::BAD_REQUEST)
+                }
+                ErrorType::ReadTimedout => (408, body::CLIENT_TIMEOUT),
+                _ => (400, body::BAD_REQUEST),
+            },
+            ErrorSource::Internal | ErrorSource::Unset => (500, body::INTERNAL),
+        },
+    }
+}
+
+/// `x-request-id` from a client is kept only when short and made of `[A-Za-z0-9_-]`, so it
+/// can be logged and forwarded safely.
+pub fn acceptable_request_id(raw: &[u8]) -> bool {
+    !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+}
+
+/// A UUID v4 from the thread-local generator (`Uuid::new_v4` would make a `getrandom`
+/// system call per request).
+fn new_request_id() -> HeaderValue {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let id = uuid.hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// True for a header name that some servers would read as an identity header (they fold
+/// `_` into `-`), e.g. `x_user_id`: it is dropped like the canonical name.
+fn is_identity_alias(name: &str) -> bool {
+    name.len() <= 16
+        && name.contains('_')
+        && headers::IDENTITY.iter().any(|id| {
+            id.len() == name.len()
+                && id
+                    .bytes()
+                    .zip(name.bytes())
+                    .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+        })
+}
+
+/// Writes a complete JSON response from the gateway itself.
+async fn respond(
+    session: &mut Session,
+    ctx: &Ctx,
+    status: u16,
+    body: &'static [u8],
+    challenge: Option<&'static str>,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    )?;
+    resp.insert_header(header::CONTENT_LENGTH, HeaderValue::from(body.len()))?;
+    resp.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
+    if let Some(challenge) = challenge {
+        resp.insert_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        )?;
+    }
+    // An unread request body would be taken for the next request on this connection.
+    if !session.is_body_empty() {
+        session.set_keepalive(None);
+    }
+    session.write_response_header(Box::new(resp), false).await?;
+    session
+        .write_response_body(Some(Bytes::from_static(body)), true)
+        .await
+}
+
+impl Gateway {
+    fn peer_for(&self, addr: SocketAddr) -> Box<HttpPeer> {
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        let options = &mut peer.options;
+        options.connection_timeout = Some(self.limits.connect_timeout);
+        options.read_timeout = Some(self.limits.read_timeout);
+        options.write_timeout = Some(self.limits.write_timeout);
+        options.idle_timeout = Some(Duration::from_secs(60));
+        Box::new(peer)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            started: Instant::now(),
+            group: Group::Other,
+            request_id: HeaderValue::from_static("-"),
+            identity: None,
+            upstream: None,
+            failed: None,
+            connect_failures: 0,
+            body_bytes: 0,
+            span: tracing::Span::none(),
+            _in_flight: InFlight::new(&self.in_flight),
+        }
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        session.set_read_timeout(Some(self.limits.client_timeout));
+        session.set_write_timeout(Some(self.limits.client_timeout));
+        let req = session.req_header();
+        ctx.request_id = match req.headers.get(headers::REQUEST_ID) {
+            Some(v) if acceptable_request_id(v.as_bytes()) => v.clone(),
+            _ => new_request_id(),
+        };
+        let span = tracing::info_span!(
+            "request",
+            otel.name = "gateway",
+            otel.kind = "server",
+            service = "gateway",
+            method = %req.method,
+            request_id = ctx.request_id.to_str().unwrap_or("-"),
+            group = tracing::field::Empty,
+            status = tracing::field::Empty,
+        );
+        // Without a subscriber interested in it (e.g. RUST_LOG=warn) this costs nothing more.
+        if !span.is_disabled() {
+            common::telemetry::continue_trace(&span, &req.headers);
+        }
+        ctx.span = span;
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let decision = route(session.req_header().raw_path());
+        ctx.group = decision.group();
+        let public = match decision {
+            Route::Healthz => {
+                respond(session, ctx, 200, body::HEALTHY, None).await?;
+                return Ok(true);
+            }
+            Route::NotFound => {
+                respond(session, ctx, 404, body::NOT_FOUND, None).await?;
+                return Ok(true);
+            }
+            Route::Upstream { public, .. } => public,
+        };
+        let declared = session
+            .req_header()
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.limits.max_body_bytes) {
+            respond(session, ctx, 413, body::TOO_LARGE, None).await?;
+            return Ok(true);
+        }
+        if !public {
+            let authorization = session
+                .req_header()
+                .headers
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes);
+            match self.tokens.check(authorization).await {
+                Ok(identity) => ctx.identity = Some(identity),
+                Err(rejection) => {
+                    let (status, body) = (rejection.status(), rejection.body());
+                    respond(session, ctx, status, body, rejection.challenge()).await?;
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let failed = ctx.failed;
+        // Instances are TCP addresses (see the discovery in `server`), never Unix sockets.
+        let chosen = self.upstreams.select_with(b"", 32, |backend, healthy| {
+            healthy && backend.addr.as_inet().is_some_and(|a| Some(*a) != failed)
+        });
+        let Some(addr) = chosen.as_ref().and_then(|b| b.addr.as_inet()).copied() else {
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(503),
+                "no healthy upstream",
+            ));
+        };
+        ctx.upstream = Some(addr);
+        Ok(self.peer_for(addr))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        ctx.connect_failures = ctx.connect_failures.saturating_add(1);
+        ctx.failed = ctx.upstream.take();
+        // Nothing was sent yet, so any request may go to another instance — once.
+        e.set_retry(ctx.connect_failures == 1);
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        for name in headers::IDENTITY {
+            upstream_request.remove_header(name);
+        }
+        let aliases: Vec<http::HeaderName> = upstream_request
+            .headers
+            .keys()
+            .filter(|name| is_identity_alias(name.as_str()))
+            .cloned()
+            .collect();
+        for name in &aliases {
+            upstream_request.remove_header(name);
+        }
+        if let Some(identity) = &ctx.identity {
+            upstream_request.insert_header(headers::USER_ID, identity.user_id.clone())?;
+            upstream_request.insert_header(headers::USERNAME, identity.username.clone())?;
+            upstream_request.insert_header(headers::USER_ROLE, identity.role.clone())?;
+            upstream_request.insert_header(headers::SESSION_ID, identity.session_id.clone())?;
+        }
+        // We are the edge: whatever a client claims about earlier hops is discarded.
+        match session.client_addr().and_then(|a| a.as_inet()) {
+            Some(client) => {
+                upstream_request.insert_header(headers::CLIENT_IP, client.ip().to_string())?;
+            }
+            None => {
+                upstream_request.remove_header(headers::CLIENT_IP);
+            }
+        }
+        upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
+        // With tracing exported, the upstream continues this hop's span rather than the
+        // client's (a client's `traceparent` is otherwise passed on unchanged). Written through
+        // `insert_header` so that Pingora's header-case bookkeeping stays consistent.
+        if !ctx.span.is_disabled() {
+            let mut trace = http::HeaderMap::new();
+            common::telemetry::inject_trace(&ctx.span, &mut trace);
+            for (name, value) in trace {
+                if let Some(name) = name {
+                    upstream_request.insert_header(name, value)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(chunk) = body {
+            ctx.body_bytes += chunk.len() as u64;
+            if ctx.body_bytes > self.limits.max_body_bytes {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(413),
+                    "request body too large",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        upstream_response.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let (status, body) = failure_response(e);
+        // Pingora does not reuse the client connection after a proxy failure: say so, or a
+        // client would send its next request on a connection about to be closed.
+        session.set_keepalive(None);
+        if status > 0 && session.response_written().is_none() {
+            if let Err(write_error) = respond(session, ctx, status, body, None).await {
+                tracing::debug!(error = %write_error, "could not send the error response");
+            }
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {
+        // Failures are reported once, by the access log below.
+        true
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx.started.elapsed();
+        self.metrics.record(ctx.group, status, elapsed);
+        let req = session.req_header();
+        // The path only: a query string may carry secrets.
+        let path = req.uri.path();
+        let request_id = ctx.request_id.to_str().unwrap_or("-");
+        let upstream = ctx.upstream.as_ref().map(|a| a as &dyn std::fmt::Display);
+        let latency_ms = elapsed.as_micros() as f64 / 1e3;
+        ctx.span.record("group", ctx.group.as_str());
+        ctx.span.record("status", status);
+        let _in_span = ctx.span.enter();
+        // One line per request; the level says whose fault a failure was.
+        macro_rules! access {
+            ($level:ident, $($extra:tt)*) => {
+                tracing::$level!(
+                    target: "gateway::access",
+                    method = %req.method,
+                    path,
+                    status,
+                    latency_ms,
+                    upstream = upstream.map(tracing::field::display),
+                    request_id,
+                    $($extra)*
+                )
+            };
+        }
+        match e {
+            None => access!(info, "request"),
+            // A client that went away or sent garbage is not an operational problem.
+            Some(e)
+                if *e.esource() == ErrorSource::Downstream
+                    || matches!(e.etype(), ErrorType::HTTPStatus(code) if *code < 500) =>
+            {
+                access!(
+                    info,
+                    error = e.etype().as_str(),
+                    source = "client",
+                    "request failed"
+                )
+            }
+            Some(e) => {
+                let source = match e.esource() {
+                    ErrorSource::Upstream => "upstream",
+                    _ => "gateway",
+                };
+                access!(warn, error = e.etype().as_str(), source, "request failed")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_from_clients_are_kept_only_when_safe() {
+        assert!(acceptable_request_id(b"abc-123_XYZ"));
+        assert!(acceptable_request_id(&[b'a'; 64]));
+        assert!(!acceptable_request_id(&[b'a'; 65]));
+        assert!(!acceptable_request_id(b""));
+        assert!(!acceptable_request_id(b"a b"));
+        assert!(!acceptable_request_id(b"a\r\nx-user-id: 1"));
+        let generated = new_request_id();
+        assert_eq!(generated.len(), 36);
+        let parsed = uuid::Uuid::parse_str(generated.to_str().unwrap()).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_ne!(new_request_id(), generated);
+        assert!(acceptable_request_id(generated.as_bytes()));
+    }
+
+    #[test]
+    fn underscore_spellings_of_identity_headers_are_recognised() {
+        assert!(is_identity_alias("x_user_id"));
+        assert!(is_identity_alias("x_user-role"));
+        assert!(is_identity_alias("x_session_id"));
+        assert!(!is_identity_alias("x-user-id"));
+        assert!(!is_identity_alias("x_request_id"));
+        assert!(!is_identity_alias("user_agent"));
+    }
+
+    #[test]
+    fn failures_map_to_json_statuses() {
+        let up = |t| Error::new_up(t);
+        assert_eq!(failure_response(&up(ErrorType::ReadTimedout)).0, 504);
+        assert_eq!(failure_response(&up(ErrorType::ConnectTimedout)).0, 504);
+        assert_eq!(failure_response(&up(ErrorType::ConnectRefused)).0, 503);
+        assert_eq!(failure_response(&up(ErrorType::InvalidHTTPHeader)).0, 502);
+        assert_eq!(
+            failure_response(&Error::explain(ErrorType::HTTPStatus(413), "x")).0,
+            413
+        );
+        assert_eq!(
+            failure_response(&Error::explain(ErrorType::HTTPStatus(503), "x")).0,
+            503
+        );
+        assert_eq!(
+            failure_response(&Error::new_down(ErrorType::ReadTimedout)).0,
+            408
+        );
+        assert_eq!(
+            failure_response(&Error::new_down(ErrorType::ConnectionClosed)).0,
+            0
+        );
+        assert_eq!(
+            failure_response(&Error::new_in(ErrorType::InternalError)).0,
+            500
+        );
+        for (_, body) in [
+            failure_response(&up(ErrorType::ReadTimedout)),
+            failure_response(&up(ErrorType::H1Error)),
+        ] {
+            let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+            assert!(v["detail"].is_string());
+        }
+    }
+}
