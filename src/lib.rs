@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use common::config::{var, ConfigError};
 use common::kv::Kv;
-use common::server::{shutdown_channel, Shutdown, ShutdownTrigger};
+use common::server::{shutdown_channel, ShutdownTrigger};
 use tokio::task::JoinHandle;
 
 /// Where a one-process stack took its settings from, after defaults were applied.
@@ -80,7 +80,7 @@ pub struct Stack {
     pub scraper_port: u16,
     trigger: ShutdownTrigger,
     services: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
-    _gateway: gateway::GatewayHandle,
+    gateway: gateway::GatewayHandle,
 }
 
 /// Start-up failed; the message names the variable at fault.
@@ -96,6 +96,11 @@ impl Stack {
     /// Builds and starts every service; returns once all of them listen.
     pub async fn start(mut config: StackConfig, kv: Kv) -> Result<Self, StackError> {
         let (trigger, _) = shutdown_channel();
+        // Redis' connection task lives on the runtime that first uses it: make that this one,
+        // not one of the gateway's, which stop first at shutdown. Down now is not fatal.
+        if let Err(e) = kv.ping().await {
+            tracing::warn!(error = %e, "the key-value store is not reachable yet; requests needing it answer 503");
+        }
         let mut services = Vec::new();
 
         let user = user_service::Application::build(config.user, kv.clone())
@@ -131,20 +136,21 @@ impl Stack {
         if config.gateway.tokens.secret.is_none() && !config.explicit_urls.user {
             config.gateway.jwks_url = format!("http://127.0.0.1:{user_port}/.well-known/jwks.json");
         }
-        let gateway = gateway::start(config.gateway, kv).map_err(|e| StackError::Service(e.to_string()))?;
+        let gateway_config = config.gateway;
+        let gateway = tokio::task::spawn_blocking(move || gateway::start(gateway_config, kv))
+            .await
+            .map_err(|e| StackError::Service(format!("gateway: {e}")))?
+            .map_err(|e| StackError::Service(e.to_string()))?;
         let gateway_addr = gateway.addr();
 
-        Ok(Self { gateway_addr, app_port, user_port, scraper_port, trigger, services, _gateway: gateway })
-    }
-
-    /// A signal that fires when the stack is asked to stop.
-    pub fn shutdown_signal(&self) -> Shutdown {
-        self.trigger.subscribe()
+        Ok(Self { gateway_addr, app_port, user_port, scraper_port, trigger, services, gateway })
     }
 
     /// Stops the services, letting in-flight requests and jobs finish within their drain
-    /// periods, and waits for them.
+    /// periods, and waits for them: first the gateway (so nothing new comes in), then the
+    /// services behind it.
     pub async fn stop(self) {
+        self.gateway.stop().await;
         self.trigger.trigger();
         for (name, handle) in self.services {
             match handle.await {
@@ -153,11 +159,6 @@ impl Stack {
                 Err(e) => tracing::warn!(service = name, error = %e, "task failed"),
             }
         }
-    }
-
-    /// Starts a shutdown on SIGTERM or Ctrl-C.
-    pub fn stop_on_os_signal(&self) {
-        self.trigger.on_os_signal();
     }
 }
 

@@ -37,7 +37,6 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let kv = common::kv::from_env().await?;
     let cache = if kv.backend_name() == "redis" { "Redis" } else { "in process" };
     let stack = Stack::start(config, kv).await?;
-    stack.stop_on_os_signal();
     let gw = stack.gateway_addr;
     let host = if gw.ip().is_unspecified() { "127.0.0.1".to_owned() } else { gw.ip().to_string() };
     println!("platform ready: API http://{host}:{} · Swagger UI http://{host}:{}/docs", gw.port(), gw.port());
@@ -46,7 +45,8 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         "  services: app-service :{} · user-service :{} · scraper-service :{}",
         stack.app_port, stack.user_port, stack.scraper_port
     );
-    stack.shutdown_signal().wait().await;
+    common::server::terminate_signal().await;
+    println!("stopping: draining in-flight requests and jobs");
     stack.stop().await;
     Ok(())
 }

@@ -50,7 +50,7 @@ impl ShutdownTrigger {
     pub fn on_os_signal(&self) {
         let trigger = self.clone();
         tokio::spawn(async move {
-            os_signal().await;
+            terminate_signal().await;
             tracing::info!("shutdown signal received; draining");
             trigger.trigger();
         });
@@ -75,7 +75,8 @@ impl Shutdown {
     }
 }
 
-async fn os_signal() {
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn terminate_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
