@@ -10,7 +10,9 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let cost: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(12);
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let hash = bcrypt::hash("correct horse battery staple", cost).expect("bcrypt hash");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
@@ -21,7 +23,9 @@ fn main() {
                 s.spawn(move || {
                     let mut n = 0u64;
                     while Instant::now() < deadline {
-                        assert!(bcrypt::verify("correct horse battery staple", &hash).unwrap_or(false));
+                        assert!(
+                            bcrypt::verify("correct horse battery staple", &hash).unwrap_or(false)
+                        );
                         n += 1;
                     }
                     n

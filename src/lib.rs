@@ -43,7 +43,9 @@ impl StackConfig {
         if var("SECRET_KEY").is_none() && var("ALGORITHM").is_none_or(|a| a.starts_with("HS")) {
             // Every service reads the same variable; set it once, before any of them starts.
             std::env::set_var("SECRET_KEY", random_secret());
-            tracing::warn!("SECRET_KEY is unset: using a random one, so tokens end with this process");
+            tracing::warn!(
+                "SECRET_KEY is unset: using a random one, so tokens end with this process"
+            );
         }
         let mut user = user_service::Config::from_env()?;
         let mut scraper = scraper_service::Config::from_env()?;
@@ -61,14 +63,23 @@ impl StackConfig {
         }
         if user.db.url.is_some() && user.db.url == scraper.db.url {
             user.db.schema.get_or_insert_with(|| "user_service".into());
-            scraper.db.schema.get_or_insert_with(|| "scraper_service".into());
+            scraper
+                .db
+                .schema
+                .get_or_insert_with(|| "scraper_service".into());
         }
         let explicit_urls = ExplicitUrls {
             app: var("APP_SERVICE_URLS").is_some() || var("APP_SERVICE_URL").is_some(),
             user: var("USER_SERVICE_URL").is_some(),
             scraper: var("SCRAPER_SERVICE_URL").is_some(),
         };
-        Ok(Self { user, scraper, app, gateway, explicit_urls })
+        Ok(Self {
+            user,
+            scraper,
+            app,
+            gateway,
+            explicit_urls,
+        })
     }
 }
 
@@ -107,13 +118,19 @@ impl Stack {
             .await
             .map_err(|e| StackError::Service(e.to_string()))?;
         let user_port = user.port();
-        services.push(("user-service", spawn(user.run_until_stopped(trigger.subscribe()))));
+        services.push((
+            "user-service",
+            spawn(user.run_until_stopped(trigger.subscribe())),
+        ));
 
         let scraper = scraper_service::Application::build(config.scraper, kv.clone())
             .await
             .map_err(|e| StackError::Service(e.to_string()))?;
         let scraper_port = scraper.port();
-        services.push(("scraper-service", spawn(scraper.run_until_stopped(trigger.subscribe()))));
+        services.push((
+            "scraper-service",
+            spawn(scraper.run_until_stopped(trigger.subscribe())),
+        ));
 
         if !config.explicit_urls.user {
             config.app.user_service_url = format!("http://127.0.0.1:{user_port}");
@@ -128,7 +145,10 @@ impl Stack {
             .await
             .map_err(|e| StackError::Service(e.to_string()))?;
         let app_port = app.port();
-        services.push(("app-service", spawn(app.run_until_stopped(trigger.subscribe()))));
+        services.push((
+            "app-service",
+            spawn(app.run_until_stopped(trigger.subscribe())),
+        ));
 
         if !config.explicit_urls.app {
             config.gateway.upstreams = vec![format!("127.0.0.1:{app_port}")];
@@ -143,7 +163,15 @@ impl Stack {
             .map_err(|e| StackError::Service(e.to_string()))?;
         let gateway_addr = gateway.addr();
 
-        Ok(Self { gateway_addr, app_port, user_port, scraper_port, trigger, services, gateway })
+        Ok(Self {
+            gateway_addr,
+            app_port,
+            user_port,
+            scraper_port,
+            trigger,
+            services,
+            gateway,
+        })
     }
 
     /// Stops the services, letting in-flight requests and jobs finish within their drain

@@ -15,7 +15,12 @@ async fn main() {
     common::config::load_dotenv();
     let _telemetry = common::telemetry::init("platform");
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [] | ["serve"] => serve().await,
         ["set-role", username, role] => set_role(username, role).await,
         ["retransform"] => retransform(None).await,
@@ -32,14 +37,35 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let config = StackConfig::from_env()?;
     let storage = match &config.user.db.url {
         Some(_) => "PostgreSQL".to_owned(),
-        None => format!("SQLite under {}", config.user.db.sqlite_path.parent().map(|p| p.display().to_string()).unwrap_or_default()),
+        None => format!(
+            "SQLite under {}",
+            config
+                .user
+                .db
+                .sqlite_path
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ),
     };
     let kv = common::kv::from_env().await?;
-    let cache = if kv.backend_name() == "redis" { "Redis" } else { "in process" };
+    let cache = if kv.backend_name() == "redis" {
+        "Redis"
+    } else {
+        "in process"
+    };
     let stack = Stack::start(config, kv).await?;
     let gw = stack.gateway_addr;
-    let host = if gw.ip().is_unspecified() { "127.0.0.1".to_owned() } else { gw.ip().to_string() };
-    println!("platform ready: API http://{host}:{} · Swagger UI http://{host}:{}/docs", gw.port(), gw.port());
+    let host = if gw.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        gw.ip().to_string()
+    };
+    println!(
+        "platform ready: API http://{host}:{} · Swagger UI http://{host}:{}/docs",
+        gw.port(),
+        gw.port()
+    );
     println!("  data: {storage} · sessions and cache: {cache}");
     println!(
         "  services: app-service :{} · user-service :{} · scraper-service :{}",

@@ -9,8 +9,14 @@ use serde_json::json;
 use support::{claims_of, sign, start, Backend, PASSWORD};
 
 fn assert_bearer_challenge(headers: &reqwest::header::HeaderMap) {
-    let challenge = headers.get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("");
-    assert!(challenge.starts_with("Bearer"), "WWW-Authenticate: {challenge:?}");
+    let challenge = headers
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        challenge.starts_with("Bearer"),
+        "WWW-Authenticate: {challenge:?}"
+    );
 }
 
 #[tokio::test]
@@ -22,14 +28,20 @@ async fn register_login_me_logout() {
 
         let (status, me, _) = s.get("/auth/me/", Some(&token)).await;
         assert_eq!(status, 200, "{backend:?}: {me}");
-        assert_eq!(me, json!({"id": id, "username": "alice", "email": "alice@example.com"}));
+        assert_eq!(
+            me,
+            json!({"id": id, "username": "alice", "email": "alice@example.com"})
+        );
         // Both spellings of a path work.
         assert_eq!(s.get("/auth/me", Some(&token)).await.0, 200);
 
         let (status, body, _) = s.post_json("/auth/logout/", &json!({}), Some(&token)).await;
         assert_eq!(status, 200, "{body}");
         let (status, body, headers) = s.get("/auth/me/", Some(&token)).await;
-        assert_eq!(status, 401, "{backend:?}: the token must be refused after logout: {body}");
+        assert_eq!(
+            status, 401,
+            "{backend:?}: the token must be refused after logout: {body}"
+        );
         assert!(body["detail"].is_string());
         assert_bearer_challenge(&headers);
         s.stop().await;
@@ -44,7 +56,12 @@ async fn oauth2_form_login_works_like_swagger_ui_sends_it() {
         let resp = s
             .http
             .post(s.at("/auth/token"))
-            .form(&[("grant_type", "password"), ("username", "formuser"), ("password", PASSWORD), ("scope", "")])
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "formuser"),
+                ("password", PASSWORD),
+                ("scope", ""),
+            ])
             .send()
             .await
             .unwrap();
@@ -67,33 +84,63 @@ async fn bad_input_gets_clear_client_errors() {
 
         // Duplicates, case-insensitively.
         let (status, body, _) = s
-            .post_json("/auth/register/", &json!({"username": "BOB", "email": "other@example.com", "password": PASSWORD}), None)
+            .post_json(
+                "/auth/register/",
+                &json!({"username": "BOB", "email": "other@example.com", "password": PASSWORD}),
+                None,
+            )
             .await;
         assert_eq!(status, 409, "{body}");
         let (status, body, _) = s
-            .post_json("/auth/register/", &json!({"username": "bobby", "email": "Bob@Example.com", "password": PASSWORD}), None)
+            .post_json(
+                "/auth/register/",
+                &json!({"username": "bobby", "email": "Bob@Example.com", "password": PASSWORD}),
+                None,
+            )
             .await;
         assert_eq!(status, 409, "{body}");
 
         // Every invalid field is named at once.
         let (status, body, _) = s
-            .post_json("/auth/register/", &json!({"username": "a b", "email": "not-an-email", "password": "short"}), None)
+            .post_json(
+                "/auth/register/",
+                &json!({"username": "a b", "email": "not-an-email", "password": "short"}),
+                None,
+            )
             .await;
         assert_eq!(status, 422, "{body}");
-        let fields: Vec<String> = body["detail"].as_array().unwrap().iter().map(|e| e["loc"][1].as_str().unwrap_or("").to_owned()).collect();
+        let fields: Vec<String> = body["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["loc"][1].as_str().unwrap_or("").to_owned())
+            .collect();
         for f in ["username", "email", "password"] {
             assert!(fields.contains(&f.to_owned()), "{f} missing from {body}");
         }
 
         // Malformed JSON.
-        let resp = s.http.post(s.at("/auth/login/")).header("content-type", "application/json").body("{\"username\": ").send().await.unwrap();
+        let resp = s
+            .http
+            .post(s.at("/auth/login/"))
+            .header("content-type", "application/json")
+            .body("{\"username\": ")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 422);
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["detail"][0]["type"], "json_invalid");
 
         // Oversized body: refused by the gateway before any upstream reads it.
         let big = "x".repeat(2 * 1024 * 1024);
-        let resp = s.http.post(s.at("/auth/register/")).header("content-type", "application/json").body(big).send().await;
+        let resp = s
+            .http
+            .post(s.at("/auth/register/"))
+            .header("content-type", "application/json")
+            .body(big)
+            .send()
+            .await;
         match resp {
             Ok(r) => {
                 assert_eq!(r.status(), 413);
@@ -117,8 +164,20 @@ async fn wrong_password_and_unknown_user_look_the_same() {
     for backend in support::backends() {
         let s = start(backend, "same401", |_| {}).await;
         s.register("carol").await;
-        let (s1, b1, h1) = s.post_json("/auth/login/", &json!({"username": "carol", "password": "wrong-password"}), None).await;
-        let (s2, b2, h2) = s.post_json("/auth/login/", &json!({"username": "nobody", "password": "wrong-password"}), None).await;
+        let (s1, b1, h1) = s
+            .post_json(
+                "/auth/login/",
+                &json!({"username": "carol", "password": "wrong-password"}),
+                None,
+            )
+            .await;
+        let (s2, b2, h2) = s
+            .post_json(
+                "/auth/login/",
+                &json!({"username": "nobody", "password": "wrong-password"}),
+                None,
+            )
+            .await;
         assert_eq!((s1, s2), (401, 401));
         assert_eq!(b1, b2);
         assert_bearer_challenge(&h1);
@@ -141,9 +200,18 @@ async fn forged_and_expired_tokens_are_refused() {
         let parts: Vec<&str> = token.split('.').collect();
         let mut admin = claims.clone();
         admin.role = "admin".into();
-        let altered = format!("{}.{}.{}", parts[0], b64.encode(serde_json::to_vec(&admin).unwrap()), parts[2]);
+        let altered = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64.encode(serde_json::to_vec(&admin).unwrap()),
+            parts[2]
+        );
         // `alg: none`.
-        let none = format!("{}.{}.", b64.encode(br#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+        let none = format!(
+            "{}.{}.",
+            b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            parts[1]
+        );
         // Expired, though correctly signed and with a live session.
         let mut old = claims.clone();
         old.exp = chrono_now() - 60;
@@ -157,7 +225,13 @@ async fn forged_and_expired_tokens_are_refused() {
         )
         .unwrap();
 
-        for (name, bad) in [("altered", altered), ("alg none", none), ("expired", expired), ("foreign key", foreign), ("garbage", "abc.def".into())] {
+        for (name, bad) in [
+            ("altered", altered),
+            ("alg none", none),
+            ("expired", expired),
+            ("foreign key", foreign),
+            ("garbage", "abc.def".into()),
+        ] {
             let (status, body, headers) = s.get("/auth/me/", Some(&bad)).await;
             assert_eq!(status, 401, "{backend:?} {name}: {body}");
             assert!(body["detail"].is_string(), "{name}: {body}");
@@ -175,7 +249,10 @@ async fn forged_and_expired_tokens_are_refused() {
 }
 
 fn chrono_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 #[tokio::test]
@@ -199,7 +276,14 @@ async fn spoofed_identity_headers_are_ignored() {
         let me: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(me["id"], eve);
         // Identity headers alone never authenticate.
-        let resp = s.http.get(s.at("/auth/me/")).header("x-user-id", victim.to_string()).header("x-username", "victim").send().await.unwrap();
+        let resp = s
+            .http
+            .get(s.at("/auth/me/"))
+            .header("x-user-id", victim.to_string())
+            .header("x-username", "victim")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 401);
         // Nor do they make an admin.
         let resp = s
@@ -224,7 +308,12 @@ async fn logging_out_one_session_leaves_the_others() {
         let laptop = s.login("frank").await;
         let phone = s.login("frank").await;
         assert_ne!(laptop, phone);
-        assert_eq!(s.post_json("/auth/logout/", &json!({}), Some(&laptop)).await.0, 200);
+        assert_eq!(
+            s.post_json("/auth/logout/", &json!({}), Some(&laptop))
+                .await
+                .0,
+            200
+        );
         assert_eq!(s.get("/auth/me/", Some(&laptop)).await.0, 401);
         assert_eq!(s.get("/auth/me/", Some(&phone)).await.0, 200, "{backend:?}");
         s.stop().await;
@@ -241,11 +330,23 @@ async fn repeated_failures_are_throttled() {
         .await;
         s.register("grace").await;
         for _ in 0..3 {
-            let (status, _, _) = s.post_json("/auth/login/", &json!({"username": "grace", "password": "wrong-password"}), None).await;
+            let (status, _, _) = s
+                .post_json(
+                    "/auth/login/",
+                    &json!({"username": "grace", "password": "wrong-password"}),
+                    None,
+                )
+                .await;
             assert_eq!(status, 401);
         }
         // Even the right password is held back until the window passes.
-        let (status, body, headers) = s.post_json("/auth/login/", &json!({"username": "grace", "password": PASSWORD}), None).await;
+        let (status, body, headers) = s
+            .post_json(
+                "/auth/login/",
+                &json!({"username": "grace", "password": PASSWORD}),
+                None,
+            )
+            .await;
         assert_eq!(status, 429, "{backend:?}: {body}");
         let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=60).contains(&retry), "Retry-After {retry}");
@@ -258,8 +359,12 @@ async fn repeated_failures_are_throttled() {
 async fn upstream_down_gives_503_and_the_gateway_recovers() {
     let s = start(Backend::Embedded, "upstream", |_| {}).await;
     // A second gateway reaching app-service through a proxy the test can cut.
-    let proxy = common::testing::CuttableProxy::start(format!("127.0.0.1:{}", s.stack.app_port)).await;
-    let mut config = gateway::Config::for_upstreams(vec![format!("http://{}", proxy.addr())], support::token_settings());
+    let proxy =
+        common::testing::CuttableProxy::start(format!("127.0.0.1:{}", s.stack.app_port)).await;
+    let mut config = gateway::Config::for_upstreams(
+        vec![format!("http://{}", proxy.addr())],
+        support::token_settings(),
+    );
     config.health_check_interval = Duration::from_millis(100);
     let gw = gateway::start(config, s.kv.clone()).unwrap();
     let url = format!("http://{}/openapi.json", gw.addr());
@@ -272,7 +377,10 @@ async fn upstream_down_gives_503_and_the_gateway_recovers() {
         let status = resp.status().as_u16();
         let body: serde_json::Value = resp.json().await.unwrap();
         assert!(body["detail"].is_string(), "{status}: {body}");
-        assert!(status == 502 || status == 503, "upstream down answered {status}");
+        assert!(
+            status == 502 || status == 503,
+            "upstream down answered {status}"
+        );
         if status == 503 {
             break;
         }
@@ -311,9 +419,18 @@ async fn redis_down_fails_closed_and_recovers() {
 
     proxy.cut();
     let (status, body, _) = s.get("/auth/me/", Some(&token)).await;
-    assert_eq!(status, 503, "a session check without Redis must fail closed: {body}");
+    assert_eq!(
+        status, 503,
+        "a session check without Redis must fail closed: {body}"
+    );
     assert!(body["detail"].is_string());
-    let (status, _, _) = s.post_json("/auth/login/", &json!({"username": "heidi", "password": PASSWORD}), None).await;
+    let (status, _, _) = s
+        .post_json(
+            "/auth/login/",
+            &json!({"username": "heidi", "password": PASSWORD}),
+            None,
+        )
+        .await;
     assert_eq!(status, 503);
 
     proxy.restore();
@@ -334,12 +451,30 @@ async fn swagger_ui_and_openapi_describe_the_api() {
     let s = start(Backend::Embedded, "docs", |_| {}).await;
     let resp = s.http.get(s.at("/docs/")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.text().await.unwrap().contains("swagger"), "Swagger UI page");
+    assert!(
+        resp.text().await.unwrap().contains("swagger"),
+        "Swagger UI page"
+    );
     let (status, doc, _) = s.get("/openapi.json", None).await;
     assert_eq!(status, 200);
-    for path in ["/auth/register/", "/auth/login/", "/auth/token", "/auth/me/", "/auth/logout/", "/scrape/", "/scrape/jobs/{id}", "/companies/{idno}"] {
-        assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+    for path in [
+        "/auth/register/",
+        "/auth/login/",
+        "/auth/token",
+        "/auth/me/",
+        "/auth/logout/",
+        "/scrape/",
+        "/scrape/jobs/{id}",
+        "/companies/{idno}",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
     }
-    assert_eq!(doc["components"]["securitySchemes"]["oauth2"]["flows"]["password"]["tokenUrl"], "/auth/token");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["oauth2"]["flows"]["password"]["tokenUrl"],
+        "/auth/token"
+    );
     s.stop().await;
 }

@@ -18,7 +18,11 @@ use support::TestStack;
 
 /// `stem` (12 digits) with its IDNO check digit (weights 7, 3, 1 …, mod 10).
 fn idno(stem: &str) -> String {
-    let sum: u32 = stem.bytes().enumerate().map(|(i, b)| u32::from(b - b'0') * [7, 3, 1][i % 3]).sum();
+    let sum: u32 = stem
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| u32::from(b - b'0') * [7, 3, 1][i % 3])
+        .sum();
     format!("{stem}{}", sum % 10)
 }
 
@@ -31,17 +35,29 @@ fn browser_installed() -> bool {
     let found = on_path("chromedriver") && std::path::Path::new("/usr/bin/chromium").exists();
     if !found {
         let required = std::env::var("REQUIRE_EXTERNAL_BACKENDS").is_ok_and(|v| v == "1");
-        assert!(!required, "REQUIRE_EXTERNAL_BACKENDS is set but Chromium/chromedriver are missing");
+        assert!(
+            !required,
+            "REQUIRE_EXTERNAL_BACKENDS is set but Chromium/chromedriver are missing"
+        );
         eprintln!("no browser installed: the end-to-end scrape uses the server-rendered fixture and the HTTP fetcher");
     }
     found
 }
 
-async fn start(backend: support::Backend, label: &str, site: &FixtureSite, browser: bool) -> TestStack {
+async fn start(
+    backend: support::Backend,
+    label: &str,
+    site: &FixtureSite,
+    browser: bool,
+) -> TestStack {
     let base = site.base_url();
     support::start(backend, label, move |c| {
         c.scraper.source_base_url = url::Url::parse(&base).unwrap();
-        c.scraper.fetcher = if browser { FetcherChoice::Browser } else { FetcherChoice::Http };
+        c.scraper.fetcher = if browser {
+            FetcherChoice::Browser
+        } else {
+            FetcherChoice::Http
+        };
         c.scraper.poll_interval = Duration::from_millis(50);
         c.scraper.retry_base = Duration::from_millis(50);
         c.scraper.retry_max = Duration::from_millis(200);
@@ -64,14 +80,22 @@ async fn wait_job(s: &TestStack, token: &str, id: i64) -> Value {
     }
 }
 
-async fn scrape(s: &TestStack, token: &str, body: Value) -> (u16, Value, reqwest::header::HeaderMap) {
+async fn scrape(
+    s: &TestStack,
+    token: &str,
+    body: Value,
+) -> (u16, Value, reqwest::header::HeaderMap) {
     s.post_json("/scrape/", &body, Some(token)).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn company_data_through_the_gateway() {
     let browser = browser_installed();
-    let render = if browser { Render::Script } else { Render::Server };
+    let render = if browser {
+        Render::Script
+    } else {
+        Render::Server
+    };
     for backend in support::backends() {
         let site = FixtureSite::start(render).await;
         let known = idno("100860003841");
@@ -81,14 +105,20 @@ async fn company_data_through_the_gateway() {
         let token = s.login("analyst").await;
 
         // Protected like /auth/me/, validated like any input.
-        assert_eq!(s.post_json("/scrape/", &json!({"idno": known}), None).await.0, 401);
+        assert_eq!(
+            s.post_json("/scrape/", &json!({"idno": known}), None)
+                .await
+                .0,
+            401
+        );
         let (status, body, _) = scrape(&s, &token, json!({"idno": "1008600038410"})).await;
         assert_eq!(status, 422, "bad check digit: {body}");
         let (status, _, _) = s.get(&format!("/companies/{known}"), Some(&token)).await;
         assert_eq!(status, 404, "never scraped yet");
 
         // Queue → poll → succeeded.
-        let (status, queued, headers) = scrape(&s, &token, json!({"idno": known, "force_refresh": false})).await;
+        let (status, queued, headers) =
+            scrape(&s, &token, json!({"idno": known, "force_refresh": false})).await;
         assert_eq!(status, 202, "{queued}");
         let job_id = queued["job_id"].as_i64().unwrap();
         assert_eq!(headers["location"], format!("/scrape/jobs/{job_id}"));
@@ -96,10 +126,16 @@ async fn company_data_through_the_gateway() {
         assert_eq!(job["state"], "succeeded", "{backend:?}: {job}");
         assert_eq!(job["data"]["company_name"], "Exemplu Comerț SRL", "{job}");
         assert_eq!(job["data"]["idno"], known.as_str());
-        assert_eq!(job["data"]["directors"], json!(["Ion Popescu", "Maria Rusu"]));
+        assert_eq!(
+            job["data"]["directors"],
+            json!(["Ion Popescu", "Maria Rusu"])
+        );
         let (status, company, _) = s.get(&format!("/companies/{known}"), Some(&token)).await;
         assert_eq!(status, 200);
-        assert_eq!(company["address"], "mun. Chişinău, str. Ştefan cel Mare şi Sfînt 1, of. 2");
+        assert_eq!(
+            company["address"],
+            "mun. Chişinău, str. Ştefan cel Mare şi Sfînt 1, of. 2"
+        );
 
         // Served from the cache: no new fetch.
         let hits = site.page_hits(&known);
@@ -111,10 +147,14 @@ async fn company_data_through_the_gateway() {
         assert_eq!(site.page_hits(&known), hits);
 
         // A forced refresh (the original's spelling) queues a new job.
-        let (status, refresh, _) = scrape(&s, &token, json!({"idno": known, "forced_refresh": true})).await;
+        let (status, refresh, _) =
+            scrape(&s, &token, json!({"idno": known, "forced_refresh": true})).await;
         assert_eq!(status, 202, "{refresh}");
         assert_ne!(refresh["job_id"].as_i64().unwrap(), job_id);
-        assert_eq!(wait_job(&s, &token, refresh["job_id"].as_i64().unwrap()).await["state"], "succeeded");
+        assert_eq!(
+            wait_job(&s, &token, refresh["job_id"].as_i64().unwrap()).await["state"],
+            "succeeded"
+        );
 
         // A company that does not exist fails once, without retries.
         let unknown = idno("100260000000");
@@ -122,8 +162,16 @@ async fn company_data_through_the_gateway() {
         let job = wait_job(&s, &token, queued["job_id"].as_i64().unwrap()).await;
         assert_eq!(job["state"], "failed");
         assert_eq!(job["attempts"], 1, "{job}");
-        assert!(job["error"].as_str().unwrap().contains("not found"), "{job}");
-        assert_eq!(s.get(&format!("/companies/{unknown}"), Some(&token)).await.0, 404);
+        assert!(
+            job["error"].as_str().unwrap().contains("not found"),
+            "{job}"
+        );
+        assert_eq!(
+            s.get(&format!("/companies/{unknown}"), Some(&token))
+                .await
+                .0,
+            404
+        );
 
         // The source down: retried up to the limit, then failed with a clear reason.
         site.set_down(true);
@@ -132,7 +180,14 @@ async fn company_data_through_the_gateway() {
         let job = wait_job(&s, &token, queued["job_id"].as_i64().unwrap()).await;
         assert_eq!(job["state"], "failed", "{job}");
         assert_eq!(job["attempts"], job["max_attempts"], "{job}");
-        assert!(job["error"].as_str().unwrap().to_lowercase().contains("source"), "{job}");
+        assert!(
+            job["error"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains("source"),
+            "{job}"
+        );
         s.stop().await;
     }
 }

@@ -88,9 +88,15 @@ async fn one_request_is_one_trace_across_every_service() {
         let spans = receiver.spans.lock().unwrap().clone();
         let mut by_trace: HashMap<String, HashSet<String>> = HashMap::new();
         for (trace, service, _) in &spans {
-            by_trace.entry(trace.clone()).or_default().insert(service.clone());
+            by_trace
+                .entry(trace.clone())
+                .or_default()
+                .insert(service.clone());
         }
-        if let Some((trace, services)) = by_trace.into_iter().find(|(_, svc)| wanted.iter().all(|w| svc.contains(*w))) {
+        if let Some((trace, services)) = by_trace
+            .into_iter()
+            .find(|(_, svc)| wanted.iter().all(|w| svc.contains(*w)))
+        {
             found.insert(trace, services);
             break;
         }

@@ -13,7 +13,19 @@ const PASSWORD: &str = "correct-horse-battery";
 /// The binary with a clean environment: no external services, every port ephemeral.
 fn platform(data_dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_platform"));
-    for var in ["DATABASE_URL", "USER_SERVICE_DATABASE_URL", "SCRAPER_SERVICE_DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ALGORITHM", "OTEL_EXPORTER_OTLP_ENDPOINT", "APP_SERVICE_URLS", "APP_SERVICE_URL", "USER_SERVICE_URL", "SCRAPER_SERVICE_URL"] {
+    for var in [
+        "DATABASE_URL",
+        "USER_SERVICE_DATABASE_URL",
+        "SCRAPER_SERVICE_DATABASE_URL",
+        "REDIS_URL",
+        "SECRET_KEY",
+        "ALGORITHM",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "APP_SERVICE_URLS",
+        "APP_SERVICE_URL",
+        "USER_SERVICE_URL",
+        "SCRAPER_SERVICE_URL",
+    ] {
         cmd.env_remove(var);
     }
     cmd.current_dir(data_dir)
@@ -54,20 +66,29 @@ fn start(cmd: &mut Command) -> Running {
         Err(_) => {
             let _ = child.kill();
             let out = child.wait_with_output().expect("output");
-            panic!("platform did not start: {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "platform did not start: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
 
 fn terminate(running: &mut Running) -> std::process::ExitStatus {
-    let status = Command::new("kill").args(["-TERM", &running.child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &running.child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = running.child.try_wait().expect("wait") {
             return status;
         }
-        assert!(Instant::now() < deadline, "platform did not stop within 30 s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "platform did not stop within 30 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -84,39 +105,77 @@ async fn runs_with_no_infrastructure_and_keeps_data_across_a_restart() {
     let http = reqwest::Client::new();
 
     let mut first = start(&mut platform(dir.path()));
-    let (status, body) = post(&http, &format!("{}/auth/register/", first.url), json!({"username": "newcomer", "email": "newcomer@example.com", "password": PASSWORD})).await;
+    let (status, body) = post(
+        &http,
+        &format!("{}/auth/register/", first.url),
+        json!({"username": "newcomer", "email": "newcomer@example.com", "password": PASSWORD}),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = post(&http, &format!("{}/auth/login/", first.url), json!({"username": "newcomer", "password": PASSWORD})).await;
+    let (status, body) = post(
+        &http,
+        &format!("{}/auth/login/", first.url),
+        json!({"username": "newcomer", "password": PASSWORD}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    let docs = http.get(format!("{}/docs/", first.url)).send().await.unwrap();
+    let docs = http
+        .get(format!("{}/docs/", first.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(docs.status(), 200);
     assert!(terminate(&mut first).success());
-    assert!(dir.path().join("data/users.sqlite").exists(), "SQLite file under DATA_DIR");
+    assert!(
+        dir.path().join("data/users.sqlite").exists(),
+        "SQLite file under DATA_DIR"
+    );
 
     let mut second = start(&mut platform(dir.path()));
-    let (status, body) = post(&http, &format!("{}/auth/login/", second.url), json!({"username": "newcomer", "password": PASSWORD})).await;
+    let (status, body) = post(
+        &http,
+        &format!("{}/auth/login/", second.url),
+        json!({"username": "newcomer", "password": PASSWORD}),
+    )
+    .await;
     assert_eq!(status, 200, "the user must survive a restart: {body}");
     let token = body["access_token"].as_str().unwrap();
-    let me = http.get(format!("{}/auth/me/", second.url)).bearer_auth(token).send().await.unwrap();
+    let me = http
+        .get(format!("{}/auth/me/", second.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), 200);
     assert!(terminate(&mut second).success());
 }
 
 /// Runs the binary with one bad setting; it must exit non-zero with one line naming `var`.
 fn assert_refuses(dir: &Path, var: &str, value: &str) {
-    let out = platform(dir).env(var, value).output().expect("run platform");
+    let out = platform(dir)
+        .env(var, value)
+        .output()
+        .expect("run platform");
     assert!(!out.status.success(), "{var}={value} must stop start-up");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{var}: expected one line, got:\n{stderr}");
-    assert!(lines[0].contains(var), "{var}: the line must name the variable: {}", lines[0]);
+    assert!(
+        lines[0].contains(var),
+        "{var}: the line must name the variable: {}",
+        lines[0]
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
 fn bad_configuration_stops_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
-    assert_refuses(dir.path(), "DATABASE_URL", "postgres://nobody@127.0.0.1:1/none");
+    assert_refuses(
+        dir.path(),
+        "DATABASE_URL",
+        "postgres://nobody@127.0.0.1:1/none",
+    );
     assert_refuses(dir.path(), "DATABASE_URL", "mysql://localhost/db");
     assert_refuses(dir.path(), "SECRET_KEY", "too-short");
     assert_refuses(dir.path(), "ALGORITHM", "RS256-please");
@@ -135,10 +194,17 @@ async fn sigterm_lets_a_slow_request_finish() {
     let mut running = start(platform(dir.path()).env("BCRYPT_COST", "14"));
     let url = format!("{}/auth/register/", running.url);
     let request = tokio::spawn(async move {
-        post(&reqwest::Client::new(), &url, json!({"username": "slowpoke", "email": "slow@example.com", "password": PASSWORD})).await
+        post(
+            &reqwest::Client::new(),
+            &url,
+            json!({"username": "slowpoke", "email": "slow@example.com", "password": PASSWORD}),
+        )
+        .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let status = tokio::task::spawn_blocking(move || terminate(&mut running)).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || terminate(&mut running))
+        .await
+        .unwrap();
     let (code, body) = request.await.unwrap();
     assert_eq!(code, 201, "the in-flight request must complete: {body}");
     assert!(status.success(), "graceful exit, got {status:?}");

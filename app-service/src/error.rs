@@ -29,7 +29,10 @@ impl IntoResponse for AppError {
         match self {
             AppError::DependencyDown(name) => {
                 tracing::warn!(dependency = name, "dependency unreachable");
-                json_error(StatusCode::SERVICE_UNAVAILABLE, format!("{name} unavailable"))
+                json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{name} unavailable"),
+                )
             }
             AppError::DependencyTimeout(name) => {
                 tracing::warn!(dependency = name, "dependency timed out");

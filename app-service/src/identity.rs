@@ -32,7 +32,10 @@ impl Identity {
 impl FromRequestParts<AppState> for Identity {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -40,6 +43,10 @@ impl FromRequestParts<AppState> for Identity {
             .and_then(bearer_token)
             .ok_or(AuthError::Missing)?;
         let (_, session) = state.auth.authenticate(token).await?;
-        Ok(Identity { user_id: session.user_id, username: session.username, role: session.role })
+        Ok(Identity {
+            user_id: session.user_id,
+            username: session.username,
+            role: session.role,
+        })
     }
 }

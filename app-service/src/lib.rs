@@ -57,10 +57,19 @@ impl Application {
     /// Binds the listener and prepares the router; `kv` holds the sessions.
     pub async fn build(config: Config, kv: Kv) -> Result<Self, StartupError> {
         let http = upstream::http_client(config.upstream_connect_timeout, config.upstream_timeout)
-            .map_err(|e| ConfigError::new("USER_SERVICE_URL", format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                ConfigError::new(
+                    "USER_SERVICE_URL",
+                    format!("cannot build the HTTP client: {e}"),
+                )
+            })?;
         let verifier = common::jwks::verifier(&config.tokens, &config.jwks_url, JWKS_WAIT).await?;
         if config.tokens.secret.is_none() {
-            common::jwks::spawn_refresh(Arc::clone(&verifier), config.jwks_url.clone(), config.jwks_refresh);
+            common::jwks::spawn_refresh(
+                Arc::clone(&verifier),
+                config.jwks_url.clone(),
+                config.jwks_refresh,
+            );
         }
         let state = AppState {
             users: Upstream::new("user-service", &config.user_service_url, http.clone()),
@@ -74,7 +83,11 @@ impl Application {
             .local_addr()
             .map_err(|e| ConfigError::new("APP_SERVICE_ADDR", e.to_string()))?
             .port();
-        Ok(Self { listener, router, port })
+        Ok(Self {
+            listener,
+            router,
+            port,
+        })
     }
 
     pub fn port(&self) -> u16 {

@@ -35,7 +35,10 @@ impl Modify for OAuth2PasswordFlow {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "oauth2",
-            SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::new("/auth/token", Scopes::new()))])),
+            SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::new(
+                "/auth/token",
+                Scopes::new(),
+            ))])),
         );
     }
 }

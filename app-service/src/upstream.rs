@@ -46,7 +46,11 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(name: &'static str, base_url: &str, http: reqwest::Client) -> Self {
-        Self { name, base_url: base_url.trim_end_matches('/').to_owned(), http }
+        Self {
+            name,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            http,
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -62,7 +66,9 @@ impl Upstream {
         incoming: &HeaderMap,
         body: Bytes,
     ) -> Result<Response<Body>, AppError> {
-        let mut request = self.http.request(method, format!("{}{}", self.base_url, path_and_query));
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.base_url, path_and_query));
         for name in FORWARDED_REQUEST_HEADERS.iter() {
             if let Some(value) = incoming.get(name) {
                 request = request.header(name, value);
@@ -77,7 +83,11 @@ impl Upstream {
                 request = request.header(name, value);
             }
         }
-        let upstream = request.body(body).send().await.map_err(|e| self.failure(&e))?;
+        let upstream = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.failure(&e))?;
 
         let status = upstream.status();
         let mut headers = HeaderMap::new();
@@ -120,7 +130,10 @@ impl Upstream {
 }
 
 /// The connection pool shared by every upstream.
-pub fn http_client(connect_timeout: Duration, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+pub fn http_client(
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .timeout(timeout)

@@ -75,7 +75,10 @@ pub enum AuthError {
 #[derive(Clone)]
 pub enum VerifyKey {
     /// A shared secret (HS256, HS384 or HS512), as in the original app.
-    Hmac { algorithm: Algorithm, secret: Vec<u8> },
+    Hmac {
+        algorithm: Algorithm,
+        secret: Vec<u8>,
+    },
     /// Public keys (EdDSA) by key id, from the issuer's JWKS.
     Jwks(JwkSet),
 }
@@ -93,7 +96,12 @@ struct KeyRing {
 
 impl TokenVerifier {
     /// A verifier for tokens from `issuer` to `audience`, allowing only the key's algorithm.
-    pub fn new(key: VerifyKey, issuer: &str, audience: &str, leeway: Duration) -> Result<Self, String> {
+    pub fn new(
+        key: VerifyKey,
+        issuer: &str,
+        audience: &str,
+        leeway: Duration,
+    ) -> Result<Self, String> {
         let algorithm = match &key {
             VerifyKey::Hmac { algorithm, .. } => *algorithm,
             VerifyKey::Jwks(_) => Algorithm::EdDSA,
@@ -106,7 +114,10 @@ impl TokenVerifier {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         let ring = KeyRing::from_key(&key)?;
-        Ok(Self { validation, keys: RwLock::new(Arc::new(ring)) })
+        Ok(Self {
+            validation,
+            keys: RwLock::new(Arc::new(ring)),
+        })
     }
 
     /// Replaces the public keys (after fetching the issuer's JWKS again).
@@ -126,7 +137,13 @@ impl TokenVerifier {
         let key = ring
             .by_kid
             .get(&header.kid)
-            .or_else(|| if ring.by_kid.len() == 1 { ring.by_kid.values().next() } else { None })
+            .or_else(|| {
+                if ring.by_kid.len() == 1 {
+                    ring.by_kid.values().next()
+                } else {
+                    None
+                }
+            })
             .ok_or(AuthError::Invalid)?;
         match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
             Ok(data) => Ok(data.claims),
@@ -147,7 +164,8 @@ impl KeyRing {
             }
             VerifyKey::Jwks(set) => {
                 for jwk in &set.keys {
-                    let decoding = DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable JWK: {e}"))?;
+                    let decoding =
+                        DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable JWK: {e}"))?;
                     by_kid.insert(jwk.common.key_id.clone(), decoding);
                 }
                 if by_kid.is_empty() {
@@ -185,7 +203,12 @@ impl Sessions {
     }
 
     /// Records a session that lives for `ttl`.
-    pub async fn create(&self, sid: &str, data: &SessionData, ttl: Duration) -> Result<(), KvError> {
+    pub async fn create(
+        &self,
+        sid: &str,
+        data: &SessionData,
+        ttl: Duration,
+    ) -> Result<(), KvError> {
         let value = serde_json::to_string(data).expect("session data serialises");
         self.kv.set_ex(&Self::key(sid), &value, ttl).await
     }
@@ -234,88 +257,6 @@ pub fn bearer_token(header_value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use jsonwebtoken::{encode, EncodingKey, Header};
-
-    const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
-
-    fn verifier() -> TokenVerifier {
-        let key = VerifyKey::Hmac { algorithm: Algorithm::HS256, secret: SECRET.to_vec() };
-        TokenVerifier::new(key, "iss", "aud", Duration::ZERO).unwrap()
-    }
-
-    fn claims(exp_offset: i64) -> Claims {
-        let now = chrono::Utc::now().timestamp();
-        Claims {
-            sub: "1".into(),
-            sid: "s".into(),
-            username: "alice".into(),
-            role: "user".into(),
-            iat: now,
-            exp: now + exp_offset,
-            iss: "iss".into(),
-            aud: "aud".into(),
-        }
-    }
-
-    fn sign(c: &Claims) -> String {
-        encode(&Header::new(Algorithm::HS256), c, &EncodingKey::from_secret(SECRET)).unwrap()
-    }
-
-    #[test]
-    fn accepts_a_genuine_token() {
-        let c = claims(60);
-        assert_eq!(verifier().verify(&sign(&c)).unwrap(), c);
-    }
-
-    #[test]
-    fn refuses_expired_and_foreign_tokens() {
-        assert!(matches!(verifier().verify(&sign(&claims(-60))), Err(AuthError::Expired)));
-        let mut c = claims(60);
-        c.aud = "elsewhere".into();
-        assert!(matches!(verifier().verify(&sign(&c)), Err(AuthError::Invalid)));
-    }
-
-    #[test]
-    fn refuses_alg_none_and_altered_claims() {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let payload = b64.encode(serde_json::to_vec(&claims(60)).unwrap());
-        let none = format!("{}.{payload}.", b64.encode(br#"{"alg":"none","typ":"JWT"}"#));
-        assert!(matches!(verifier().verify(&none), Err(AuthError::Invalid)));
-
-        let genuine = sign(&claims(60));
-        let parts: Vec<&str> = genuine.split('.').collect();
-        let mut admin = claims(60);
-        admin.role = "admin".into();
-        let forged = format!("{}.{}.{}", parts[0], b64.encode(serde_json::to_vec(&admin).unwrap()), parts[2]);
-        assert!(matches!(verifier().verify(&forged), Err(AuthError::Invalid)));
-    }
-
-    #[test]
-    fn parses_bearer_header() {
-        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
-        assert_eq!(bearer_token("Basic abc"), None);
-        assert_eq!(bearer_token("Bearer "), None);
-    }
-
-    #[tokio::test]
-    async fn logout_revokes_the_session() {
-        let kv = Kv::memory("t:");
-        let sessions = Sessions::new(kv);
-        let auth = Authenticator::new(Arc::new(verifier()), sessions.clone());
-        let c = claims(60);
-        let data = SessionData { user_id: 1, username: "alice".into(), email: "a@x.io".into(), role: "user".into() };
-        sessions.create("s", &data, Duration::from_secs(60)).await.unwrap();
-        assert!(auth.authenticate(&sign(&c)).await.is_ok());
-        sessions.revoke("s").await.unwrap();
-        assert!(matches!(auth.authenticate(&sign(&c)).await, Err(AuthError::SessionEnded)));
-    }
-}
-
 /// Token settings shared by the issuer (user-service) and every verifier.
 ///
 /// `ALGORITHM` is `HS256` (default, as in the original app), `HS384`, `HS512` — all with
@@ -347,22 +288,33 @@ impl TokenSettings {
         let (algorithm, secret) = if name == "EdDSA" {
             (Algorithm::EdDSA, None)
         } else {
-            let algorithm = hmac_algorithm(&name)
-                .ok_or_else(|| ConfigError::new("ALGORITHM", format!("{name:?} is not one of HS256, HS384, HS512, EdDSA")))?;
+            let algorithm = hmac_algorithm(&name).ok_or_else(|| {
+                ConfigError::new(
+                    "ALGORITHM",
+                    format!("{name:?} is not one of HS256, HS384, HS512, EdDSA"),
+                )
+            })?;
             let secret = var("SECRET_KEY")
                 .or_else(|| fallback_secret.map(str::to_owned))
-                .ok_or_else(|| ConfigError::new("SECRET_KEY", format!("required with ALGORITHM={name}")))?;
+                .ok_or_else(|| {
+                    ConfigError::new("SECRET_KEY", format!("required with ALGORITHM={name}"))
+                })?;
             if secret.len() < MIN_SECRET_BYTES {
                 return Err(ConfigError::new(
                     "SECRET_KEY",
-                    format!("must be at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"),
+                    format!(
+                        "must be at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
+                    ),
                 ));
             }
             (algorithm, Some(Secret::new(secret)))
         };
         let minutes: u64 = parse_or("ACCESS_TOKEN_EXPIRE_MINUTES", 30)?;
         if minutes == 0 {
-            return Err(ConfigError::new("ACCESS_TOKEN_EXPIRE_MINUTES", "must be at least 1"));
+            return Err(ConfigError::new(
+                "ACCESS_TOKEN_EXPIRE_MINUTES",
+                "must be at least 1",
+            ));
         }
         Ok(Self {
             algorithm,
@@ -377,12 +329,138 @@ impl TokenSettings {
     /// A verifier for HMAC settings; `None` for EdDSA (build it from the JWKS instead).
     pub fn hmac_verifier(&self) -> Option<TokenVerifier> {
         let secret = self.secret.as_ref()?;
-        let key = VerifyKey::Hmac { algorithm: self.algorithm, secret: secret.expose().as_bytes().to_vec() };
+        let key = VerifyKey::Hmac {
+            algorithm: self.algorithm,
+            secret: secret.expose().as_bytes().to_vec(),
+        };
         TokenVerifier::new(key, &self.issuer, &self.audience, self.leeway).ok()
     }
 
     /// A verifier from the issuer's published keys (EdDSA).
     pub fn jwks_verifier(&self, jwks: JwkSet) -> Result<TokenVerifier, String> {
-        TokenVerifier::new(VerifyKey::Jwks(jwks), &self.issuer, &self.audience, self.leeway)
+        TokenVerifier::new(
+            VerifyKey::Jwks(jwks),
+            &self.issuer,
+            &self.audience,
+            self.leeway,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+
+    const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+
+    fn verifier() -> TokenVerifier {
+        let key = VerifyKey::Hmac {
+            algorithm: Algorithm::HS256,
+            secret: SECRET.to_vec(),
+        };
+        TokenVerifier::new(key, "iss", "aud", Duration::ZERO).unwrap()
+    }
+
+    fn claims(exp_offset: i64) -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims {
+            sub: "1".into(),
+            sid: "s".into(),
+            username: "alice".into(),
+            role: "user".into(),
+            iat: now,
+            exp: now + exp_offset,
+            iss: "iss".into(),
+            aud: "aud".into(),
+        }
+    }
+
+    fn sign(c: &Claims) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            c,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn accepts_a_genuine_token() {
+        let c = claims(60);
+        assert_eq!(verifier().verify(&sign(&c)).unwrap(), c);
+    }
+
+    #[test]
+    fn refuses_expired_and_foreign_tokens() {
+        assert!(matches!(
+            verifier().verify(&sign(&claims(-60))),
+            Err(AuthError::Expired)
+        ));
+        let mut c = claims(60);
+        c.aud = "elsewhere".into();
+        assert!(matches!(
+            verifier().verify(&sign(&c)),
+            Err(AuthError::Invalid)
+        ));
+    }
+
+    #[test]
+    fn refuses_alg_none_and_altered_claims() {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = b64.encode(serde_json::to_vec(&claims(60)).unwrap());
+        let none = format!(
+            "{}.{payload}.",
+            b64.encode(br#"{"alg":"none","typ":"JWT"}"#)
+        );
+        assert!(matches!(verifier().verify(&none), Err(AuthError::Invalid)));
+
+        let genuine = sign(&claims(60));
+        let parts: Vec<&str> = genuine.split('.').collect();
+        let mut admin = claims(60);
+        admin.role = "admin".into();
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64.encode(serde_json::to_vec(&admin).unwrap()),
+            parts[2]
+        );
+        assert!(matches!(
+            verifier().verify(&forged),
+            Err(AuthError::Invalid)
+        ));
+    }
+
+    #[test]
+    fn parses_bearer_header() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+    }
+
+    #[tokio::test]
+    async fn logout_revokes_the_session() {
+        let kv = Kv::memory("t:");
+        let sessions = Sessions::new(kv);
+        let auth = Authenticator::new(Arc::new(verifier()), sessions.clone());
+        let c = claims(60);
+        let data = SessionData {
+            user_id: 1,
+            username: "alice".into(),
+            email: "a@x.io".into(),
+            role: "user".into(),
+        };
+        sessions
+            .create("s", &data, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(auth.authenticate(&sign(&c)).await.is_ok());
+        sessions.revoke("s").await.unwrap();
+        assert!(matches!(
+            auth.authenticate(&sign(&c)).await,
+            Err(AuthError::SessionEnded)
+        ));
     }
 }

@@ -17,7 +17,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(var: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { var: var.into(), message: message.into() }
+        Self {
+            var: var.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -68,7 +71,10 @@ pub fn bool_or(name: &str, default: bool) -> Result<bool, ConfigError> {
         None => Ok(default),
         Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
         Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
-        Some(v) => Err(ConfigError::new(name, format!("expected true or false, got {v:?}"))),
+        Some(v) => Err(ConfigError::new(
+            name,
+            format!("expected true or false, got {v:?}"),
+        )),
     }
 }
 
@@ -141,13 +147,19 @@ mod tests {
             redact_url("postgres://admin:pw@db:5432/users"),
             "postgres://admin:***@db:5432/users"
         );
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 
     #[test]
     fn bad_number_names_the_variable() {
         std::env::set_var("COMMON_TEST_BAD_NUMBER", "ten");
         let err = parse_or::<u32>("COMMON_TEST_BAD_NUMBER", 1).unwrap_err();
-        assert!(err.to_string().starts_with("COMMON_TEST_BAD_NUMBER: "), "{err}");
+        assert!(
+            err.to_string().starts_with("COMMON_TEST_BAD_NUMBER: "),
+            "{err}"
+        );
     }
 }

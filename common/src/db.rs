@@ -112,12 +112,21 @@ impl Db {
     }
 
     /// Applies the service's migrations for this backend.
-    pub async fn migrate(&self, postgres: &Migrator, sqlite: &Migrator) -> Result<(), DbStartError> {
+    pub async fn migrate(
+        &self,
+        postgres: &Migrator,
+        sqlite: &Migrator,
+    ) -> Result<(), DbStartError> {
         let result = match self {
             Db::Postgres(pool) => postgres.run(pool).await,
             Db::Sqlite(pool) => sqlite.run(pool).await,
         };
-        result.map_err(|e| DbStartError(ConfigError::new("DATABASE_URL", format!("migrations failed: {e}"))))
+        result.map_err(|e| {
+            DbStartError(ConfigError::new(
+                "DATABASE_URL",
+                format!("migrations failed: {e}"),
+            ))
+        })
     }
 
     /// `"postgres"` or `"sqlite"`.
@@ -149,7 +158,10 @@ impl Db {
 pub fn is_unavailable(err: &sqlx::Error) -> bool {
     matches!(
         err,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
     ) || matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c == "57P01" || c == "57P03"))
 }
 
@@ -167,7 +179,10 @@ async fn connect_postgres(url: &str, config: &DbConfig) -> Result<PgPool, DbStar
     };
     let mut options = PgConnectOptions::from_str(url).map_err(|e| fail("cannot parse", &e))?;
     options = options
-        .options([("statement_timeout", format!("{}", config.statement_timeout.as_millis()))])
+        .options([(
+            "statement_timeout",
+            format!("{}", config.statement_timeout.as_millis()),
+        )])
         .log_statements(tracing::log::LevelFilter::Trace);
 
     if let Some(schema) = &config.schema {
@@ -200,7 +215,10 @@ async fn connect_postgres(url: &str, config: &DbConfig) -> Result<PgPool, DbStar
 async fn connect_sqlite(config: &DbConfig) -> Result<SqlitePool, DbStartError> {
     let path = &config.sqlite_path;
     let fail = |e: &dyn std::fmt::Display| {
-        DbStartError(ConfigError::new("DATA_DIR", format!("cannot open {}: {e}", path.display())))
+        DbStartError(ConfigError::new(
+            "DATA_DIR",
+            format!("cannot open {}: {e}", path.display()),
+        ))
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
@@ -257,7 +275,10 @@ pub mod testing {
         /// A fresh schema name under `url` (created when the service connects).
         pub fn new(url: &str, label: &str) -> Self {
             let id = uuid::Uuid::new_v4().simple().to_string();
-            Self { url: url.to_owned(), name: format!("t_{label}_{}", &id[..12]) }
+            Self {
+                url: url.to_owned(),
+                name: format!("t_{label}_{}", &id[..12]),
+            }
         }
 
         pub fn config(&self) -> DbConfig {

@@ -53,12 +53,22 @@ pub struct ValidationBody {
 
 /// A response with `{"detail": detail}` and the given status.
 pub fn json_error(status: StatusCode, detail: impl Into<String>) -> Response {
-    (status, axum::Json(ErrorBody { detail: detail.into() })).into_response()
+    (
+        status,
+        axum::Json(ErrorBody {
+            detail: detail.into(),
+        }),
+    )
+        .into_response()
 }
 
 /// The 422 response listing every invalid field.
 pub fn validation_error(errors: Vec<FieldError>) -> Response {
-    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(ValidationBody { detail: errors })).into_response()
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(ValidationBody { detail: errors }),
+    )
+        .into_response()
 }
 
 /// 401 with `WWW-Authenticate: Bearer` (and `error="invalid_token"` when a token was sent).
@@ -69,15 +79,18 @@ pub fn unauthorized(detail: impl Into<String>, token_was_sent: bool) -> Response
     } else {
         HeaderValue::from_static("Bearer")
     };
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, challenge);
     resp
 }
 
 /// 429 with `Retry-After` in whole seconds (at least 1).
 pub fn too_many_requests(detail: impl Into<String>, retry_after_secs: u64) -> Response {
     let mut resp = json_error(StatusCode::TOO_MANY_REQUESTS, detail);
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry_after_secs.max(1)),
+    );
     resp
 }
 

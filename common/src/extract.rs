@@ -43,7 +43,10 @@ impl From<BytesRejection> for BodyRejection {
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             BodyRejection::Read(status, "Request body is too large".into())
         } else {
-            BodyRejection::Read(StatusCode::BAD_REQUEST, "Could not read the request body".into())
+            BodyRejection::Read(
+                StatusCode::BAD_REQUEST,
+                "Could not read the request body".into(),
+            )
         }
     }
 }
@@ -160,10 +163,22 @@ fn describe(field_path: Option<String>, message: &str, column: usize) -> FieldEr
             {
                 let mut loc = location(&path);
                 loc.push(missing.into());
-                return FieldError { loc, msg: "Field required".into(), kind: "missing".into() };
+                return FieldError {
+                    loc,
+                    msg: "Field required".into(),
+                    kind: "missing".into(),
+                };
             }
-            let msg = message.split(" at line ").next().unwrap_or(message).to_owned();
-            FieldError { loc: location(&path), msg, kind: "invalid_type".into() }
+            let msg = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(message)
+                .to_owned();
+            FieldError {
+                loc: location(&path),
+                msg,
+                kind: "invalid_type".into(),
+            }
         }
     }
 }
@@ -218,14 +233,20 @@ mod tests {
     fn missing_field_is_named() {
         let e = errors(parse_json(br#"{"username": "alice"}"#));
         assert_eq!(e[0].kind, "missing");
-        assert_eq!(e[0].loc, vec![serde_json::json!("body"), serde_json::json!("password")]);
+        assert_eq!(
+            e[0].loc,
+            vec![serde_json::json!("body"), serde_json::json!("password")]
+        );
     }
 
     #[test]
     fn wrong_type_is_named() {
         let e = errors(parse_json(br#"{"username": 5, "password": "x"}"#));
         assert_eq!(e[0].kind, "invalid_type");
-        assert_eq!(e[0].loc, vec![serde_json::json!("body"), serde_json::json!("username")]);
+        assert_eq!(
+            e[0].loc,
+            vec![serde_json::json!("body"), serde_json::json!("username")]
+        );
     }
 
     #[test]

@@ -23,7 +23,9 @@ pub async fn fetch(http: &reqwest::Client, url: &str) -> Result<JwkSet, String> 
     if !resp.status().is_success() {
         return Err(format!("{url} answered {}", resp.status()));
     }
-    resp.json::<JwkSet>().await.map_err(|e| format!("{url} is not a JWKS: {e}"))
+    resp.json::<JwkSet>()
+        .await
+        .map_err(|e| format!("{url} is not a JWKS: {e}"))
 }
 
 /// The verifier the settings call for: built directly from the secret (HS*), or from the
@@ -71,7 +73,9 @@ pub fn spawn_refresh(verifier: Arc<TokenVerifier>, jwks_url: String, every: Dura
                         tracing::warn!(error = %e, "ignoring unusable JWKS");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "JWKS refresh failed; keeping the current keys"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "JWKS refresh failed; keeping the current keys")
+                }
             }
         }
     });

@@ -33,7 +33,10 @@ pub struct RedisTimeouts {
 
 impl Default for RedisTimeouts {
     fn default() -> Self {
-        Self { connect: Duration::from_secs(2), response: Duration::from_millis(500) }
+        Self {
+            connect: Duration::from_secs(2),
+            response: Duration::from_millis(500),
+        }
     }
 }
 
@@ -62,7 +65,10 @@ impl std::fmt::Debug for Kv {
 impl Kv {
     /// An in-process store; clones share the same map.
     pub fn memory(prefix: &str) -> Self {
-        Self { backend: Backend::Memory(Arc::new(MemoryMap::default())), prefix: prefix.into() }
+        Self {
+            backend: Backend::Memory(Arc::new(MemoryMap::default())),
+            prefix: prefix.into(),
+        }
     }
 
     /// Connects to Redis. The connection reconnects by itself after Redis comes back; while it
@@ -71,18 +77,25 @@ impl Kv {
     /// The first connection is made lazily when Redis is unreachable at start-up, so that a
     /// service can start before Redis and recover when it appears; a malformed URL is an error.
     pub async fn redis(url: &str, prefix: &str, timeouts: RedisTimeouts) -> Result<Self, KvError> {
-        let client = redis::Client::open(url).map_err(|e| KvError(format!("invalid REDIS_URL: {e}")))?;
+        let client =
+            redis::Client::open(url).map_err(|e| KvError(format!("invalid REDIS_URL: {e}")))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeouts.connect))
             .set_response_timeout(Some(timeouts.response))
             .set_number_of_retries(1);
         let manager = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self { backend: Backend::Redis(manager), prefix: prefix.into() })
+        Ok(Self {
+            backend: Backend::Redis(manager),
+            prefix: prefix.into(),
+        })
     }
 
     /// The same store seen under another key prefix (e.g. one per service or per test).
     pub fn with_prefix(&self, prefix: &str) -> Self {
-        Self { backend: self.backend.clone(), prefix: prefix.into() }
+        Self {
+            backend: self.backend.clone(),
+            prefix: prefix.into(),
+        }
     }
 
     /// `"redis"` or `"memory"`.
@@ -153,7 +166,11 @@ impl Kv {
 
     /// Adds one to the counter at `key`, which starts a window of length `window` when it is
     /// created. Returns the count and how long the window still runs.
-    pub async fn incr_in_window(&self, key: &str, window: Duration) -> Result<(u64, Duration), KvError> {
+    pub async fn incr_in_window(
+        &self,
+        key: &str,
+        window: Duration,
+    ) -> Result<(u64, Duration), KvError> {
         let key = self.key(key);
         match &self.backend {
             Backend::Redis(conn) => {
@@ -188,7 +205,10 @@ impl Kv {
                     .arg(&key)
                     .query_async(&mut conn.clone())
                     .await?;
-                Ok((count.unwrap_or(0), Duration::from_millis(ttl_ms.max(0) as u64)))
+                Ok((
+                    count.unwrap_or(0),
+                    Duration::from_millis(ttl_ms.max(0) as u64),
+                ))
             }
             Backend::Memory(map) => Ok(map.counter(&key)),
         }
@@ -266,7 +286,9 @@ impl MemoryMap {
         let now = Instant::now();
         let inner = self.lock();
         match inner.entries.get(key) {
-            Some((v, exp)) if *exp > now => (v.parse().unwrap_or(0), exp.saturating_duration_since(now)),
+            Some((v, exp)) if *exp > now => {
+                (v.parse().unwrap_or(0), exp.saturating_duration_since(now))
+            }
             _ => (0, Duration::ZERO),
         }
     }
@@ -279,37 +301,6 @@ impl MemoryInner {
             self.writes_since_sweep = 0;
             self.entries.retain(|_, (_, exp)| *exp > now);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn memory_expires_and_counts() {
-        let kv = Kv::memory("t:");
-        kv.set_ex("a", "1", Duration::from_millis(30)).await.unwrap();
-        assert_eq!(kv.get("a").await.unwrap().as_deref(), Some("1"));
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        assert_eq!(kv.get("a").await.unwrap(), None);
-
-        let (n, left) = kv.incr_in_window("c", Duration::from_secs(60)).await.unwrap();
-        assert_eq!(n, 1);
-        assert!(left > Duration::from_secs(59));
-        let (n, _) = kv.incr_in_window("c", Duration::from_secs(60)).await.unwrap();
-        assert_eq!(n, 2);
-        assert_eq!(kv.counter("c").await.unwrap().0, 2);
-        assert!(kv.del("c").await.unwrap());
-        assert_eq!(kv.counter("c").await.unwrap().0, 0);
-    }
-
-    #[tokio::test]
-    async fn prefixes_separate_keys() {
-        let a = Kv::memory("a:");
-        let b = a.with_prefix("b:");
-        a.set_ex("k", "from-a", Duration::from_secs(5)).await.unwrap();
-        assert_eq!(b.get("k").await.unwrap(), None);
     }
 }
 
@@ -330,5 +321,46 @@ pub async fn from_env() -> Result<Kv, crate::config::ConfigError> {
                 .await
                 .map_err(|e| ConfigError::new("REDIS_URL", e.to_string()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_expires_and_counts() {
+        let kv = Kv::memory("t:");
+        kv.set_ex("a", "1", Duration::from_millis(30))
+            .await
+            .unwrap();
+        assert_eq!(kv.get("a").await.unwrap().as_deref(), Some("1"));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(kv.get("a").await.unwrap(), None);
+
+        let (n, left) = kv
+            .incr_in_window("c", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert!(left > Duration::from_secs(59));
+        let (n, _) = kv
+            .incr_in_window("c", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(kv.counter("c").await.unwrap().0, 2);
+        assert!(kv.del("c").await.unwrap());
+        assert_eq!(kv.counter("c").await.unwrap().0, 0);
+    }
+
+    #[tokio::test]
+    async fn prefixes_separate_keys() {
+        let a = Kv::memory("a:");
+        let b = a.with_prefix("b:");
+        a.set_ex("k", "from-a", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(b.get("k").await.unwrap(), None);
     }
 }

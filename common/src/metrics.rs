@@ -15,7 +15,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 /// More metrics a service adds to `/metrics` (e.g. the scraper's queue depth), in the text
 /// format, computed when scraped.
@@ -43,19 +45,39 @@ pub struct HttpMetrics {
 
 impl HttpMetrics {
     pub fn new(service: &'static str) -> Self {
-        Self { service, series: RwLock::new(HashMap::new()) }
+        Self {
+            service,
+            series: RwLock::new(HashMap::new()),
+        }
     }
 
     /// Counts one finished request.
     pub fn record(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        let key = Key { route: route.to_owned(), method: method.to_owned(), status };
-        let existing = self.series.read().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let key = Key {
+            route: route.to_owned(),
+            method: method.to_owned(),
+            status,
+        };
+        let existing = self
+            .series
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
         let series = match existing {
             Some(s) => s,
-            None => self.series.write().unwrap_or_else(|p| p.into_inner()).entry(key).or_default().clone(),
+            None => self
+                .series
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(key)
+                .or_default()
+                .clone(),
         };
         series.count.fetch_add(1, Relaxed);
-        series.sum_micros.fetch_add(elapsed.as_micros() as u64, Relaxed);
+        series
+            .sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Relaxed);
         let secs = elapsed.as_secs_f64();
         for (i, bound) in BUCKETS.iter().enumerate() {
             if secs <= *bound {
@@ -86,14 +108,33 @@ impl HttpMetrics {
         out.push_str("# TYPE http_request_duration_seconds histogram\n");
         for k in &keys {
             let s = &series[*k];
-            let labels = format!("service=\"{service}\",route=\"{}\",method=\"{}\",status=\"{}\"", escape(&k.route), k.method, k.status);
+            let labels = format!(
+                "service=\"{service}\",route=\"{}\",method=\"{}\",status=\"{}\"",
+                escape(&k.route),
+                k.method,
+                k.status
+            );
             for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}", s.buckets[i].load(Relaxed));
+                let _ = writeln!(
+                    out,
+                    "http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
+                    s.buckets[i].load(Relaxed)
+                );
             }
             let count = s.count.load(Relaxed);
-            let _ = writeln!(out, "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}");
-            let _ = writeln!(out, "http_request_duration_seconds_sum{{{labels}}} {}", s.sum_micros.load(Relaxed) as f64 / 1e6);
-            let _ = writeln!(out, "http_request_duration_seconds_count{{{labels}}} {count}");
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum_micros.load(Relaxed) as f64 / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_count{{{labels}}} {count}"
+            );
         }
         out
     }
@@ -114,8 +155,15 @@ mod tests {
         m.record("/auth/me", "GET", 200, Duration::from_millis(30));
         m.record("/auth/me", "GET", 401, Duration::from_micros(500));
         let text = m.render();
-        assert!(text.contains(r#"http_requests_total{service="svc",route="/auth/me",method="GET",status="200"} 2"#), "{text}");
-        assert!(text.contains(r#"http_requests_total{service="svc",route="/auth/me",method="GET",status="401"} 1"#));
+        assert!(
+            text.contains(
+                r#"http_requests_total{service="svc",route="/auth/me",method="GET",status="200"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"http_requests_total{service="svc",route="/auth/me",method="GET",status="401"} 1"#
+        ));
         assert!(text.contains(r#"route="/auth/me",method="GET",status="200",le="0.005"} 1"#));
         assert!(text.contains(r#"route="/auth/me",method="GET",status="200",le="+Inf"} 2"#));
     }

@@ -80,13 +80,14 @@ pub async fn terminate_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -126,7 +127,10 @@ impl HttpLimits {
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        Self { max_body_bytes: 64 * 1024, request_timeout: Duration::from_secs(15) }
+        Self {
+            max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(15),
+        }
     }
 }
 
@@ -142,7 +146,11 @@ pub struct CommonLayers {
 
 impl CommonLayers {
     pub fn new(service: &'static str, limits: HttpLimits) -> Self {
-        Self { service, limits, extra_metrics: None }
+        Self {
+            service,
+            limits,
+            extra_metrics: None,
+        }
     }
 
     /// Adds service-specific metrics to `/metrics`.
@@ -152,7 +160,11 @@ impl CommonLayers {
     }
 
     pub fn apply(self, router: Router) -> Router {
-        let Self { service, limits, extra_metrics } = self;
+        let Self {
+            service,
+            limits,
+            extra_metrics,
+        } = self;
         let request_id = HeaderName::from_static(crate::auth::headers::REQUEST_ID);
         let timeout = limits.request_timeout;
         let metrics = Arc::new(HttpMetrics::new(service));
@@ -165,7 +177,10 @@ impl CommonLayers {
                 if let Some(extra) = extra {
                     text.push_str(&extra().await);
                 }
-                ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+                (
+                    [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    text,
+                )
             }
         });
         router
@@ -174,9 +189,15 @@ impl CommonLayers {
             .fallback(crate::error::not_found)
             .method_not_allowed_fallback(crate::error::method_not_allowed)
             .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-            .layer(middleware::from_fn(move |req: Request, next: Next| request_timeout(req, next, timeout)))
-            .layer(middleware::from_fn(move |req: Request, next: Next| record_metrics(req, next, recorder.clone())))
-            .layer(CatchPanicLayer::custom(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")))
+            .layer(middleware::from_fn(move |req: Request, next: Next| {
+                request_timeout(req, next, timeout)
+            }))
+            .layer(middleware::from_fn(move |req: Request, next: Next| {
+                record_metrics(req, next, recorder.clone())
+            }))
+            .layer(CatchPanicLayer::custom(|_| {
+                json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(move |req: &Request| {
@@ -203,9 +224,15 @@ impl CommonLayers {
                         crate::telemetry::continue_trace(&span, req.headers());
                         span
                     })
-                    .on_response(|resp: &Response, latency: Duration, _span: &tracing::Span| {
-                        tracing::info!(status = resp.status().as_u16(), latency_ms = latency.as_secs_f64() * 1e3, "served");
-                    }),
+                    .on_response(
+                        |resp: &Response, latency: Duration, _span: &tracing::Span| {
+                            tracing::info!(
+                                status = resp.status().as_u16(),
+                                latency_ms = latency.as_secs_f64() * 1e3,
+                                "served"
+                            );
+                        },
+                    ),
             )
             .layer(PropagateRequestIdLayer::new(request_id.clone()))
             .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
@@ -213,12 +240,20 @@ impl CommonLayers {
 }
 
 async fn record_metrics(req: Request, next: Next, metrics: Arc<HttpMetrics>) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
     let method = req.method().clone();
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
     let route = route.as_deref().unwrap_or("unmatched");
-    metrics.record(route, method.as_str(), resp.status().as_u16(), started.elapsed());
+    metrics.record(
+        route,
+        method.as_str(),
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
     resp
 }
 
@@ -249,7 +284,11 @@ pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {
             }
         }
     }
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let detail = if ready { "ready" } else { "not ready" };
     body.insert("status".into(), detail.into());
     (status, Json(serde_json::Value::Object(body))).into_response()
@@ -268,9 +307,12 @@ pub async fn serve(
         shutdown.await;
         let _ = stopping_tx.send(());
     };
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .into_future();
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .into_future();
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result,
@@ -279,7 +321,10 @@ pub async fn serve(
     match tokio::time::timeout(drain, server).await {
         Ok(result) => result,
         Err(_) => {
-            tracing::warn!(drain_secs = drain.as_secs_f64(), "requests still running after the drain period; stopping anyway");
+            tracing::warn!(
+                drain_secs = drain.as_secs_f64(),
+                "requests still running after the drain period; stopping anyway"
+            );
             Ok(())
         }
     }

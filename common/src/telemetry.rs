@@ -50,7 +50,10 @@ impl Drop for Telemetry {
 /// Installs the global subscriber (once; later calls only return an inert guard), reading
 /// `RUST_LOG`, `LOG_FORMAT` and `OTEL_EXPORTER_OTLP_ENDPOINT`.
 pub fn init(service: &str) -> Telemetry {
-    init_with(service, crate::config::var("OTEL_EXPORTER_OTLP_ENDPOINT").as_deref())
+    init_with(
+        service,
+        crate::config::var("OTEL_EXPORTER_OTLP_ENDPOINT").as_deref(),
+    )
 }
 
 /// As [`init`], with the OTLP endpoint given (tests pass their in-process receiver).
@@ -72,9 +75,17 @@ pub fn init_with(service: &str, otlp_endpoint: Option<&str>) -> Telemetry {
 
     let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
     let installed = if json {
-        registry.with(tracing_subscriber::fmt::layer().json().with_current_span(true)).try_init()
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true),
+            )
+            .try_init()
     } else {
-        registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init()
+        registry
+            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .try_init()
     };
     match (installed, provider) {
         (Ok(()), Some(p)) => {
@@ -97,20 +108,28 @@ fn tracer_provider(service: &str, endpoint: &str) -> Result<SdkTracerProvider, S
         .with_endpoint(url)
         .build()
         .map_err(|e| e.to_string())?;
-    let resource = Resource::builder().with_service_name(service.to_owned()).build();
-    Ok(SdkTracerProvider::builder().with_resource(resource).with_batch_exporter(exporter).build())
+    let resource = Resource::builder()
+        .with_service_name(service.to_owned())
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_batch_exporter(exporter)
+        .build())
 }
 
 /// Makes `span` a child of the trace context carried by `headers` (if any).
 pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
     let _ = span.set_parent(parent);
 }
 
 /// Writes the trace context of `span` into `headers` (`traceparent`, `tracestate`).
 pub fn inject_trace(span: &tracing::Span, headers: &mut http::HeaderMap) {
     let cx = span.context();
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(headers)));
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut HeaderInjector(headers))
+    });
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);
@@ -128,7 +147,10 @@ struct HeaderInjector<'a>(&'a mut http::HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value)) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
             self.0.insert(name, value);
         }
     }

@@ -79,7 +79,10 @@ impl TestDb {
 
 /// Every database backend to test against: SQLite in `dir`, plus PostgreSQL when configured.
 pub fn databases(dir: &Path, label: &str) -> Vec<TestDb> {
-    let mut dbs = vec![TestDb::Sqlite(DbConfig::sqlite(dir, &format!("{label}.sqlite")))];
+    let mut dbs = vec![TestDb::Sqlite(DbConfig::sqlite(
+        dir,
+        &format!("{label}.sqlite"),
+    ))];
     if let Some(url) = postgres_url() {
         dbs.push(TestDb::Postgres(TestSchema::new(&url, label)));
     }
@@ -103,7 +106,9 @@ pub async fn redis_kv(url: &str, prefix: &str) -> Kv {
         connect: std::time::Duration::from_millis(500),
         response: std::time::Duration::from_millis(500),
     };
-    Kv::redis(url, prefix, timeouts).await.expect("TEST_REDIS_URL is a valid Redis URL")
+    Kv::redis(url, prefix, timeouts)
+        .await
+        .expect("TEST_REDIS_URL is a valid Redis URL")
 }
 
 /// A TCP proxy on 127.0.0.1 that forwards to `target` until cut, then refuses and drops
@@ -122,10 +127,16 @@ impl CuttableProxy {
         let addr = listener.local_addr().expect("proxy address");
         let up = Arc::new(AtomicBool::new(true));
         let cut = Arc::new(Notify::new());
-        let proxy = Self { addr, up: up.clone(), cut: cut.clone() };
+        let proxy = Self {
+            addr,
+            up: up.clone(),
+            cut: cut.clone(),
+        };
         tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else { continue };
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
                 if !up.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
@@ -133,7 +144,9 @@ impl CuttableProxy {
                 let target = target.clone();
                 let cut = cut.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(&target).await else { return };
+                    let Ok(mut server) = TcpStream::connect(&target).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = copy_bidirectional(&mut client, &mut server) => {},
                         _ = cut.notified() => {},
@@ -171,5 +184,9 @@ pub fn via(url: &str, addr: SocketAddr) -> String {
 /// The `host:port` of a URL (defaulting the port from the scheme).
 pub fn host_port(url: &str) -> String {
     let u = url::Url::parse(url).expect("a valid URL");
-    format!("{}:{}", u.host_str().unwrap_or("127.0.0.1"), u.port_or_known_default().unwrap_or(0))
+    format!(
+        "{}:{}",
+        u.host_str().unwrap_or("127.0.0.1"),
+        u.port_or_known_default().unwrap_or(0)
+    )
 }

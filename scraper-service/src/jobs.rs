@@ -250,7 +250,10 @@ pub async fn queue_metrics(db: &Db) -> String {
     match count_by_state(db).await {
         Ok(counts) => {
             for state in ["queued", "running", "succeeded", "failed"] {
-                let n = counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| s == state)
+                    .map_or(0, |(_, n)| *n);
                 out.push_str(&format!("scrape_jobs{{state=\"{state}\"}} {n}\n"));
             }
         }

@@ -62,21 +62,41 @@ pub struct TestStack {
 }
 
 /// Starts a stack on `backend`; `tweak` may adjust any service's configuration first.
-pub async fn start(backend: Backend, label: &str, tweak: impl FnOnce(&mut StackConfig)) -> TestStack {
+pub async fn start(
+    backend: Backend,
+    label: &str,
+    tweak: impl FnOnce(&mut StackConfig),
+) -> TestStack {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (user_db, scraper_db, kv, redis_proxy) = match backend {
         Backend::Embedded => {
             let user = TestDb::Sqlite(common::db::DbConfig::sqlite(dir.path(), "users.sqlite"));
-            let scraper = TestDb::Sqlite(common::db::DbConfig::sqlite(dir.path(), "scraper.sqlite"));
-            (user, scraper, Kv::memory(&common::testing::unique_prefix(label)), None)
+            let scraper =
+                TestDb::Sqlite(common::db::DbConfig::sqlite(dir.path(), "scraper.sqlite"));
+            (
+                user,
+                scraper,
+                Kv::memory(&common::testing::unique_prefix(label)),
+                None,
+            )
         }
         Backend::External => {
             let pg = common::testing::postgres_url().expect("TEST_DATABASE_URL");
             let redis = common::testing::redis_url().expect("TEST_REDIS_URL");
             let proxy = CuttableProxy::start(common::testing::host_port(&redis)).await;
-            let kv = common::testing::redis_kv(&common::testing::via(&redis, proxy.addr()), &common::testing::unique_prefix(label)).await;
-            let user = TestDb::Postgres(common::db::testing::TestSchema::new(&pg, &format!("{label}_u")));
-            let scraper = TestDb::Postgres(common::db::testing::TestSchema::new(&pg, &format!("{label}_s")));
+            let kv = common::testing::redis_kv(
+                &common::testing::via(&redis, proxy.addr()),
+                &common::testing::unique_prefix(label),
+            )
+            .await;
+            let user = TestDb::Postgres(common::db::testing::TestSchema::new(
+                &pg,
+                &format!("{label}_u"),
+            ));
+            let scraper = TestDb::Postgres(common::db::testing::TestSchema::new(
+                &pg,
+                &format!("{label}_s"),
+            ));
             (user, scraper, kv, Some(proxy))
         }
     };
@@ -87,15 +107,36 @@ pub async fn start(backend: Backend, label: &str, tweak: impl FnOnce(&mut StackC
     scraper.addr = "127.0.0.1:0".into();
     scraper.fetcher = scraper_service::config::FetcherChoice::Http;
     let app = app_service::Config::new("http://unused", "http://unused", token_settings());
-    let mut gateway = gateway::Config::for_upstreams(vec!["http://unused".into()], token_settings());
+    let mut gateway =
+        gateway::Config::for_upstreams(vec!["http://unused".into()], token_settings());
     gateway.health_check_interval = Duration::from_millis(200);
-    let mut config = StackConfig { user, scraper, app, gateway, explicit_urls: ExplicitUrls::default() };
+    let mut config = StackConfig {
+        user,
+        scraper,
+        app,
+        gateway,
+        explicit_urls: ExplicitUrls::default(),
+    };
     tweak(&mut config);
 
-    let stack = Stack::start(config, kv.clone()).await.expect("stack starts");
+    let stack = Stack::start(config, kv.clone())
+        .await
+        .expect("stack starts");
     let url = format!("http://{}", stack.gateway_addr);
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-    let ts = TestStack { stack, url, http, backend, redis_proxy, kv, dbs: vec![user_db, scraper_db], _dir: dir };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let ts = TestStack {
+        stack,
+        url,
+        http,
+        backend,
+        redis_proxy,
+        kv,
+        dbs: vec![user_db, scraper_db],
+        _dir: dir,
+    };
     ts.wait_ready().await;
     ts
 }
@@ -104,7 +145,12 @@ impl TestStack {
     /// Polls the gateway until a public route reaches app-service.
     async fn wait_ready(&self) {
         for _ in 0..100 {
-            if let Ok(r) = self.http.get(format!("{}/openapi.json", self.url)).send().await {
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/openapi.json", self.url))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return;
                 }
@@ -118,7 +164,12 @@ impl TestStack {
         format!("{}{path}", self.url)
     }
 
-    pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> (u16, Value, reqwest::header::HeaderMap) {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &Value,
+        token: Option<&str>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         let mut req = self.http.post(self.at(path)).json(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -126,7 +177,11 @@ impl TestStack {
         read(req.send().await.expect("request")).await
     }
 
-    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value, reqwest::header::HeaderMap) {
+    pub async fn get(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         let mut req = self.http.get(self.at(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -145,9 +200,20 @@ impl TestStack {
 
     /// Logs `name` in; returns the access token.
     pub async fn login(&self, name: &str) -> String {
-        let (status, body, headers) = self.post_json("/auth/login/", &json!({"username": name, "password": PASSWORD}), None).await;
+        let (status, body, headers) = self
+            .post_json(
+                "/auth/login/",
+                &json!({"username": name, "password": PASSWORD}),
+                None,
+            )
+            .await;
         assert_eq!(status, 200, "login {name}: {body}");
-        assert_eq!(headers.get("cache-control").map(|v| v.to_str().unwrap_or("")), Some("no-store"));
+        assert_eq!(
+            headers
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap_or("")),
+            Some("no-store")
+        );
         body["access_token"].as_str().expect("token").to_owned()
     }
 
@@ -173,7 +239,9 @@ async fn read(resp: reqwest::Response) -> (u16, Value, reqwest::header::HeaderMa
 pub fn claims_of(token: &str) -> Claims {
     use base64::Engine;
     let payload = token.split('.').nth(1).expect("a JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
     serde_json::from_slice(&bytes).expect("claims")
 }
 

@@ -3,14 +3,22 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
-use common::api::auth::{LoginRequest, MessageResponse, RegisterRequest, TokenForm, TokenResponse, UserResponse};
+use common::api::auth::{
+    LoginRequest, MessageResponse, RegisterRequest, TokenForm, TokenResponse, UserResponse,
+};
 use common::error::{ErrorBody, ValidationBody};
 use common::extract::RawBody;
 
 use crate::error::AppError;
 use crate::AppState;
 
-async fn relay(state: &AppState, method: Method, uri: &Uri, headers: &HeaderMap, body: RawBody) -> Result<Response, AppError> {
+async fn relay(
+    state: &AppState,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: RawBody,
+) -> Result<Response, AppError> {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     state.users.forward(method, path, headers, body.0).await
 }
@@ -24,7 +32,12 @@ async fn relay(state: &AppState, method: Method, uri: &Uri, headers: &HeaderMap,
         (status = 422, description = "Invalid fields, each named", body = ValidationBody),
         (status = 503, description = "A dependency is unavailable", body = ErrorBody),
     ))]
-pub async fn register(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: RawBody) -> Result<Response, AppError> {
+pub async fn register(
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Response, AppError> {
     relay(&s, Method::POST, &uri, &headers, body).await
 }
 
@@ -38,7 +51,12 @@ pub async fn register(State(s): State<AppState>, uri: Uri, headers: HeaderMap, b
         (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
         (status = 503, description = "A dependency is unavailable", body = ErrorBody),
     ))]
-pub async fn login(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: RawBody) -> Result<Response, AppError> {
+pub async fn login(
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Response, AppError> {
     relay(&s, Method::POST, &uri, &headers, body).await
 }
 
@@ -51,7 +69,12 @@ pub async fn login(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body
         (status = 422, description = "Invalid fields", body = ValidationBody),
         (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
     ))]
-pub async fn token(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: RawBody) -> Result<Response, AppError> {
+pub async fn token(
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Response, AppError> {
     relay(&s, Method::POST, &uri, &headers, body).await
 }
 
@@ -63,7 +86,11 @@ pub async fn token(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body
         (status = 401, description = "Missing, invalid or expired token, or ended session", body = ErrorBody),
         (status = 503, description = "Session store unavailable", body = ErrorBody),
     ))]
-pub async fn me(State(s): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn me(
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     relay(&s, Method::GET, &uri, &headers, RawBody(Default::default())).await
 }
 
@@ -75,6 +102,11 @@ pub async fn me(State(s): State<AppState>, uri: Uri, headers: HeaderMap) -> Resu
         (status = 401, description = "Missing, invalid or expired token, or ended session", body = ErrorBody),
         (status = 503, description = "Session store unavailable", body = ErrorBody),
     ))]
-pub async fn logout(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: RawBody) -> Result<Response, AppError> {
+pub async fn logout(
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Response, AppError> {
     relay(&s, Method::POST, &uri, &headers, body).await
 }

@@ -10,7 +10,9 @@ use crate::AppState;
 
 /// Adds `path` and `path/` with the same handlers.
 fn both(router: Router<AppState>, path: &str, handler: MethodRouter<AppState>) -> Router<AppState> {
-    router.route(path, handler.clone()).route(&format!("{path}/"), handler)
+    router
+        .route(path, handler.clone())
+        .route(&format!("{path}/"), handler)
 }
 
 /// Every public route of app-service, without the shared layers.

@@ -10,7 +10,13 @@ use crate::error::AppError;
 use crate::identity::Identity;
 use crate::AppState;
 
-async fn relay(state: &AppState, method: Method, uri: &Uri, headers: &HeaderMap, body: RawBody) -> Result<Response, AppError> {
+async fn relay(
+    state: &AppState,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: RawBody,
+) -> Result<Response, AppError> {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     state.scraper.forward(method, path, headers, body.0).await
 }
@@ -26,7 +32,13 @@ async fn relay(state: &AppState, method: Method, uri: &Uri, headers: &HeaderMap,
         (status = 422, description = "Invalid IDNO", body = ValidationBody),
         (status = 503, description = "A dependency is unavailable", body = ErrorBody),
     ))]
-pub async fn scrape(_who: Identity, State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: RawBody) -> Result<Response, AppError> {
+pub async fn scrape(
+    _who: Identity,
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Response, AppError> {
     relay(&s, Method::POST, &uri, &headers, body).await
 }
 
@@ -40,7 +52,12 @@ pub async fn scrape(_who: Identity, State(s): State<AppState>, uri: Uri, headers
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 422, description = "The id is not a number", body = ValidationBody),
     ))]
-pub async fn job(_who: Identity, State(s): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn job(
+    _who: Identity,
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     relay(&s, Method::GET, &uri, &headers, RawBody(Default::default())).await
 }
 
@@ -54,7 +71,12 @@ pub async fn job(_who: Identity, State(s): State<AppState>, uri: Uri, headers: H
         (status = 404, description = "Never scraped", body = ErrorBody),
         (status = 422, description = "Invalid IDNO", body = ValidationBody),
     ))]
-pub async fn company(_who: Identity, State(s): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn company(
+    _who: Identity,
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     relay(&s, Method::GET, &uri, &headers, RawBody(Default::default())).await
 }
 
@@ -67,7 +89,13 @@ pub async fn company(_who: Identity, State(s): State<AppState>, uri: Uri, header
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "Admin role required", body = ErrorBody),
     ))]
-pub async fn retransform(who: Identity, State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: RawBody) -> Result<Response, AppError> {
+pub async fn retransform(
+    who: Identity,
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Response, AppError> {
     who.require_admin()?;
     relay(&s, Method::POST, &uri, &headers, body).await
 }

@@ -78,7 +78,11 @@ pub fn check_idno(idno: &str) -> Result<(), IdnoError> {
 
 /// The 422 field error for an invalid IDNO at `loc` (e.g. `["body", "idno"]`).
 pub fn idno_field_error(loc: Vec<serde_json::Value>, err: IdnoError) -> FieldError {
-    FieldError { loc, msg: err.message().to_owned(), kind: err.kind().to_owned() }
+    FieldError {
+        loc,
+        msg: err.message().to_owned(),
+        kind: err.kind().to_owned(),
+    }
 }
 
 /// `POST /scrape/`: company data for an IDNO, from the cache or by a new scrape job.
@@ -86,7 +90,12 @@ pub fn idno_field_error(loc: Vec<serde_json::Value>, err: IdnoError) -> FieldErr
 #[schema(example = json!({"idno": "1008600038413", "force_refresh": false}))]
 pub struct ScrapeRequest {
     /// The company's IDNO: 13 digits, the last a check digit.
-    #[schema(min_length = 13, max_length = 13, pattern = "^[0-9]{13}$", example = "1008600038413")]
+    #[schema(
+        min_length = 13,
+        max_length = 13,
+        pattern = "^[0-9]{13}$",
+        example = "1008600038413"
+    )]
     pub idno: String,
     /// Scrape again even when fresh data is cached. `forced_refresh` is accepted too, as the
     /// original app spelled it.
@@ -273,7 +282,11 @@ mod tests {
         let stem = "100860003841";
         for d in 0..10 {
             let idno = format!("{stem}{d}");
-            let expected = if d == 3 { Ok(()) } else { Err(IdnoError::CheckDigit) };
+            let expected = if d == 3 {
+                Ok(())
+            } else {
+                Err(IdnoError::CheckDigit)
+            };
             assert_eq!(check_idno(&idno), expected, "{idno}");
         }
         // Weights 7,3,1: a single 1 in position 0, 1 or 2 gives check digit 7, 3 or 1.
@@ -290,36 +303,56 @@ mod tests {
         assert_eq!(check_idno("10086000384130"), Err(IdnoError::Length));
         assert_eq!(check_idno("100860003841a"), Err(IdnoError::NotDigits));
         assert_eq!(check_idno(" 1008600038413"), Err(IdnoError::NotDigits));
-        assert_eq!(check_idno("１００８６０００３８４１３"), Err(IdnoError::NotDigits));
+        assert_eq!(
+            check_idno("１００８６０００３８４１３"),
+            Err(IdnoError::NotDigits)
+        );
         assert_eq!(check_idno("-100860003841"), Err(IdnoError::NotDigits));
     }
 
     #[test]
     fn scrape_request_accepts_the_original_spelling() {
         let r: ScrapeRequest =
-            crate::extract::parse_json(br#"{"idno": "1008600038413", "forced_refresh": true}"#).unwrap();
+            crate::extract::parse_json(br#"{"idno": "1008600038413", "forced_refresh": true}"#)
+                .unwrap();
         assert!(r.force_refresh);
         let r: ScrapeRequest = crate::extract::parse_json(br#"{"idno": "1008600038413"}"#).unwrap();
         assert!(!r.force_refresh);
         assert!(r.validate().is_empty());
-        let bad = ScrapeRequest { idno: "1008600038414".into(), force_refresh: false };
+        let bad = ScrapeRequest {
+            idno: "1008600038414".into(),
+            force_refresh: false,
+        };
         let errors = bad.validate();
-        assert_eq!(errors[0].loc, vec![serde_json::json!("body"), serde_json::json!("idno")]);
+        assert_eq!(
+            errors[0].loc,
+            vec![serde_json::json!("body"), serde_json::json!("idno")]
+        );
         assert_eq!(errors[0].kind, "value_error");
     }
 
     #[test]
     fn retransform_request_idno_is_optional() {
         assert!(RetransformRequest::default().validate().is_empty());
-        let r = RetransformRequest { idno: Some("12".into()) };
+        let r = RetransformRequest {
+            idno: Some("12".into()),
+        };
         assert_eq!(r.validate()[0].kind, "string_length");
     }
 
     #[test]
     fn job_state_round_trips() {
-        for s in [JobState::Queued, JobState::Running, JobState::Succeeded, JobState::Failed] {
+        for s in [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Succeeded,
+            JobState::Failed,
+        ] {
             assert_eq!(JobState::parse(s.as_str()), Some(s));
-            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::json!(s.as_str())
+            );
         }
         assert!(JobState::Failed.is_final() && !JobState::Running.is_final());
     }
