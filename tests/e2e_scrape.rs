@@ -16,15 +16,7 @@ use scraper_service::config::FetcherChoice;
 use serde_json::{json, Value};
 use support::TestStack;
 
-/// `stem` (12 digits) with its IDNO check digit (weights 7, 3, 1 …, mod 10).
-fn idno(stem: &str) -> String {
-    let sum: u32 = stem
-        .bytes()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * [7, 3, 1][i % 3])
-        .sum();
-    format!("{stem}{}", sum % 10)
-}
+use common::api::scrape::idno_from_stem as idno;
 
 fn browser_installed() -> bool {
     let on_path = |name: &str| {

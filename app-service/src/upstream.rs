@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, Method, Response};
+use axum::http::{HeaderMap, HeaderName, Method, Response, Uri};
 use bytes::Bytes;
 use http::header;
 
@@ -101,6 +101,18 @@ impl Upstream {
         *response.status_mut() = status;
         *response.headers_mut() = headers;
         Ok(response)
+    }
+
+    /// Relays a request to the same path and query on the upstream.
+    pub async fn relay(
+        &self,
+        method: Method,
+        uri: &Uri,
+        incoming: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<Body>, AppError> {
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        self.forward(method, path, incoming, body).await
     }
 
     /// Whether the upstream answers its health check.

@@ -16,13 +16,7 @@ use scraper_service::{Application, Config};
 use serde_json::{json, Value};
 
 fn idno(stem: u64) -> String {
-    let stem = format!("{stem:012}");
-    let sum: u32 = stem
-        .bytes()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * [7, 3, 1][i % 3])
-        .sum();
-    format!("{stem}{}", sum % 10)
+    common::api::scrape::idno_from_stem(&format!("{stem:012}"))
 }
 
 async fn run_job(client: &reqwest::Client, base: &str, idno: &str) -> Duration {

@@ -12,17 +12,6 @@ use common::extract::RawBody;
 use crate::error::AppError;
 use crate::AppState;
 
-async fn relay(
-    state: &AppState,
-    method: Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: RawBody,
-) -> Result<Response, AppError> {
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    state.users.forward(method, path, headers, body.0).await
-}
-
 /// Create an account.
 #[utoipa::path(post, path = "/auth/register/", tag = "auth",
     request_body = RegisterRequest,
@@ -38,7 +27,7 @@ pub async fn register(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Response, AppError> {
-    relay(&s, Method::POST, &uri, &headers, body).await
+    s.users.relay(Method::POST, &uri, &headers, body.0).await
 }
 
 /// Log in with a JSON body; returns a bearer token.
@@ -57,7 +46,7 @@ pub async fn login(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Response, AppError> {
-    relay(&s, Method::POST, &uri, &headers, body).await
+    s.users.relay(Method::POST, &uri, &headers, body.0).await
 }
 
 /// OAuth2 password grant (form-encoded), as Swagger UI's Authorize button sends it.
@@ -75,7 +64,7 @@ pub async fn token(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Response, AppError> {
-    relay(&s, Method::POST, &uri, &headers, body).await
+    s.users.relay(Method::POST, &uri, &headers, body.0).await
 }
 
 /// The caller's account.
@@ -91,7 +80,9 @@ pub async fn me(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    relay(&s, Method::GET, &uri, &headers, RawBody(Default::default())).await
+    s.users
+        .relay(Method::GET, &uri, &headers, Default::default())
+        .await
 }
 
 /// End the session of this token; other sessions of the user stay.
@@ -108,5 +99,5 @@ pub async fn logout(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Response, AppError> {
-    relay(&s, Method::POST, &uri, &headers, body).await
+    s.users.relay(Method::POST, &uri, &headers, body.0).await
 }

@@ -10,17 +10,6 @@ use crate::error::AppError;
 use crate::identity::Identity;
 use crate::AppState;
 
-async fn relay(
-    state: &AppState,
-    method: Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: RawBody,
-) -> Result<Response, AppError> {
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    state.scraper.forward(method, path, headers, body.0).await
-}
-
 /// Company data for an IDNO: from the cache when fresh, otherwise a queued scrape job.
 #[utoipa::path(post, path = "/scrape/", tag = "companies",
     security(("oauth2" = [])),
@@ -39,7 +28,7 @@ pub async fn scrape(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Response, AppError> {
-    relay(&s, Method::POST, &uri, &headers, body).await
+    s.scraper.relay(Method::POST, &uri, &headers, body.0).await
 }
 
 /// A scrape job's state and, once it succeeded, the company data.
@@ -58,7 +47,9 @@ pub async fn job(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    relay(&s, Method::GET, &uri, &headers, RawBody(Default::default())).await
+    s.scraper
+        .relay(Method::GET, &uri, &headers, Default::default())
+        .await
 }
 
 /// The latest structured record of a company.
@@ -77,7 +68,9 @@ pub async fn company(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    relay(&s, Method::GET, &uri, &headers, RawBody(Default::default())).await
+    s.scraper
+        .relay(Method::GET, &uri, &headers, Default::default())
+        .await
 }
 
 /// Re-run Transform over stored pages (all, or one IDNO) without fetching; admins only.
@@ -97,5 +90,5 @@ pub async fn retransform(
     body: RawBody,
 ) -> Result<Response, AppError> {
     who.require_admin()?;
-    relay(&s, Method::POST, &uri, &headers, body).await
+    s.scraper.relay(Method::POST, &uri, &headers, body.0).await
 }

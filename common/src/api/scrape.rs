@@ -63,17 +63,32 @@ pub fn check_idno(idno: &str) -> Result<(), IdnoError> {
     if bytes.len() != IDNO_LEN {
         return Err(IdnoError::Length);
     }
-    const WEIGHTS: [u32; 3] = [7, 3, 1];
-    let sum: u32 = bytes[..IDNO_LEN - 1]
-        .iter()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * WEIGHTS[i % 3])
-        .sum();
-    if sum % 10 == u32::from(bytes[IDNO_LEN - 1] - b'0') {
+    if check_digit(&bytes[..IDNO_LEN - 1]) == bytes[IDNO_LEN - 1] - b'0' {
         Ok(())
     } else {
         Err(IdnoError::CheckDigit)
     }
+}
+
+/// The check digit of the first twelve digits: weights 7, 3, 1 repeated, sum mod 10.
+fn check_digit(stem: &[u8]) -> u8 {
+    const WEIGHTS: [u32; 3] = [7, 3, 1];
+    let sum: u32 = stem
+        .iter()
+        .enumerate()
+        .map(|(i, b)| u32::from(b - b'0') * WEIGHTS[i % 3])
+        .sum();
+    (sum % 10) as u8
+}
+
+/// A valid IDNO made of `stem` (twelve ASCII digits) and its check digit — for tests,
+/// benchmarks and fixtures.
+pub fn idno_from_stem(stem: &str) -> String {
+    assert!(
+        stem.len() == IDNO_LEN - 1 && stem.bytes().all(|b| b.is_ascii_digit()),
+        "a 12-digit stem"
+    );
+    format!("{stem}{}", check_digit(stem.as_bytes()))
 }
 
 /// The 422 field error for an invalid IDNO at `loc` (e.g. `["body", "idno"]`).

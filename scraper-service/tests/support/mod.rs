@@ -16,15 +16,7 @@ use scraper_service::config::FetcherChoice;
 use scraper_service::{Application, Config};
 use serde_json::{json, Value};
 
-/// `stem` (12 digits) with its IDNO check digit appended.
-pub fn idno(stem: &str) -> String {
-    let sum: u32 = stem
-        .bytes()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * [7, 3, 1][i % 3])
-        .sum();
-    format!("{stem}{}", sum % 10)
-}
+pub use common::api::scrape::idno_from_stem as idno;
 
 /// Each database backend paired with a key-value backend: SQLite with the in-process store
 /// always; PostgreSQL with Redis when `TEST_DATABASE_URL` / `TEST_REDIS_URL` are set.
