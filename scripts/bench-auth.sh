@@ -29,7 +29,8 @@ for tool in wrk nginx curl psql; do
 done
 
 echo "building release binaries…"
-cargo build --release --quiet -p gateway -p app-service -p user-service --example bcrypt_rate
+cargo build --release --quiet -p gateway -p app-service -p user-service
+cargo build --release --quiet -p platform --example bcrypt_rate
 
 psql "$DATABASE_URL" -qc "DROP SCHEMA IF EXISTS bench_auth CASCADE" >/dev/null
 SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -3,6 +3,10 @@
 //! `platform` (or `platform serve`) starts everything; `platform set-role USER ROLE` and
 //! `platform retransform [IDNO]` run the services' admin commands against the same data.
 
+// Many small, short-lived allocations per request: mimalloc measured faster than glibc's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use platform::{Stack, StackConfig};
 
 fn usage() -> ! {

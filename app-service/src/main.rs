@@ -1,5 +1,9 @@
 //! The app-service binary: configuration → telemetry → build → serve until SIGTERM.
 
+// Many small, short-lived allocations per request: mimalloc measured faster than glibc's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use common::server::shutdown_channel;
 
 #[tokio::main]

@@ -1,6 +1,10 @@
 //! The standalone gateway: configuration from the environment, Redis sessions, Pingora until
 //! SIGTERM or SIGINT (then drained gracefully).
 
+// Many small, short-lived allocations per request: mimalloc measured faster than glibc's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::exit;
 
 fn fail(message: impl std::fmt::Display) -> ! {

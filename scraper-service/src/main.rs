@@ -1,6 +1,10 @@
 //! `scraper-service`: serve the API and run scrape workers; `scraper-service retransform
 //! [IDNO]` re-parses stored pages without fetching and prints the counts as JSON.
 
+// Many small, short-lived allocations per request: mimalloc measured faster than glibc's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use scraper_service::{Application, Config};

@@ -1,5 +1,9 @@
 //! The user-service binary: serves the API, or runs `set-role <username> <user|admin>`.
 
+// Many small, short-lived allocations per request: mimalloc measured faster than glibc's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use common::server::ShutdownTrigger;
