@@ -368,7 +368,9 @@ async fn upstream_down_gives_503_and_the_gateway_recovers() {
     config.health_check_interval = Duration::from_millis(100);
     let gw = gateway::start(config, s.kv.clone()).unwrap();
     let url = format!("http://{}/openapi.json", gw.addr());
+    let ready = format!("http://{}/readyz", gw.addr());
     wait_for_status(&s.http, &url, 200).await;
+    wait_for_status(&s.http, &ready, 200).await;
 
     proxy.cut();
     // Until the health check notices, a request may fail as 502; it never hangs or succeeds.
@@ -388,9 +390,11 @@ async fn upstream_down_gives_503_and_the_gateway_recovers() {
     }
     let resp = s.http.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 503);
+    wait_for_status(&s.http, &ready, 503).await;
 
     proxy.restore();
     wait_for_status(&s.http, &url, 200).await;
+    wait_for_status(&s.http, &ready, 200).await;
     s.stop().await;
 }
 

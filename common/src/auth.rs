@@ -222,6 +222,11 @@ impl Sessions {
             .and_then(|raw| serde_json::from_str(&raw).ok()))
     }
 
+    /// Whether the session store answers (for readiness checks).
+    pub async fn ping(&self) -> Result<(), KvError> {
+        self.kv.ping().await
+    }
+
     /// Ends the session; true when it was live.
     pub async fn revoke(&self, sid: &str) -> Result<bool, KvError> {
         self.kv.del(&Self::key(sid)).await

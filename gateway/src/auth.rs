@@ -124,6 +124,18 @@ impl TokenCheck {
         self.authenticator.get().map(|a| &a.verifier)
     }
 
+    /// Whether protected routes can be served: the keys are known and the session store
+    /// answers. `Err` names what is missing.
+    pub async fn readiness(&self) -> Result<(), &'static str> {
+        if self.authenticator.get().is_none() {
+            return Err("token keys not loaded (JWKS)");
+        }
+        self.sessions
+            .ping()
+            .await
+            .map_err(|_| "session store unreachable")
+    }
+
     /// Checks the `Authorization` header value (raw bytes, as received).
     pub async fn check(&self, authorization: Option<&[u8]>) -> Result<Identity, Rejection> {
         let token = authorization

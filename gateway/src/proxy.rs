@@ -45,6 +45,18 @@ pub struct Gateway {
     pub in_flight: Arc<AtomicUsize>,
 }
 
+impl Gateway {
+    /// Ready when an app-service instance passes its health check, the token keys are loaded
+    /// and the session store answers.
+    async fn readiness(&self) -> Result<(), &'static str> {
+        let backends = self.upstreams.backends();
+        if !backends.get_backend().iter().any(|b| backends.ready(b)) {
+            return Err("no healthy app-service instance");
+        }
+        self.tokens.readiness().await
+    }
+}
+
 /// Counts a request as in flight for as long as its context lives (shutdown waits for zero).
 pub struct InFlight(Arc<AtomicUsize>);
 
@@ -81,6 +93,8 @@ pub struct Ctx {
 /// Fixed JSON bodies: nothing the gateway answers itself is built at request time.
 mod body {
     pub const HEALTHY: &[u8] = br#"{"status":"ok"}"#;
+    pub const READY: &[u8] = br#"{"status":"ready"}"#;
+    pub const NOT_READY: &[u8] = br#"{"detail":"Not ready"}"#;
     pub const NOT_FOUND: &[u8] = br#"{"detail":"Not Found"}"#;
     pub const TOO_LARGE: &[u8] = br#"{"detail":"Request body too large"}"#;
     pub const UNAVAILABLE: &[u8] = br#"{"detail":"Service unavailable"}"#;
@@ -250,6 +264,17 @@ impl ProxyHttp for Gateway {
         let public = match decision {
             Route::Healthz => {
                 respond(session, ctx, 200, body::HEALTHY, None).await?;
+                return Ok(true);
+            }
+            Route::Readyz => {
+                let (status, body) = match self.readiness().await {
+                    Ok(()) => (200, body::READY),
+                    Err(why) => {
+                        tracing::warn!(reason = why, "not ready");
+                        (503, body::NOT_READY)
+                    }
+                };
+                respond(session, ctx, status, body, None).await?;
                 return Ok(true);
             }
             Route::NotFound => {

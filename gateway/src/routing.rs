@@ -54,8 +54,11 @@ impl Group {
 /// What to do with a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
-    /// `/healthz`: answered by the gateway itself.
+    /// `/healthz`: answered by the gateway itself (alive).
     Healthz,
+    /// `/readyz`: answered by the gateway itself (an upstream is healthy, keys are loaded and
+    /// the session store answers).
+    Readyz,
     /// Forwarded to the app-service pool; a `public` route needs no token.
     Upstream { group: Group, public: bool },
     /// 404 `{"detail":"Not Found"}` without touching any upstream.
@@ -65,7 +68,7 @@ pub enum Route {
 impl Route {
     pub fn group(self) -> Group {
         match self {
-            Route::Healthz => Group::Health,
+            Route::Healthz | Route::Readyz => Group::Health,
             Route::Upstream { group, .. } => group,
             Route::NotFound => Group::Other,
         }
@@ -87,6 +90,9 @@ pub fn route(target: &[u8]) -> Route {
     };
     if path == "/healthz" || path == "/healthz/" {
         return Route::Healthz;
+    }
+    if path == "/readyz" || path == "/readyz/" {
+        return Route::Readyz;
     }
     if path == "/openapi.json" {
         return Route::Upstream {
@@ -232,6 +238,7 @@ mod tests {
     fn gateway_answers_healthz_and_unknown_paths() {
         assert_eq!(route(b"/healthz"), Route::Healthz);
         assert_eq!(route(b"/healthz/"), Route::Healthz);
+        assert_eq!(route(b"/readyz"), Route::Readyz);
         for p in [
             "/",
             "/unknown",
