@@ -183,3 +183,49 @@ async fn company_data_through_the_gateway() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_job_is_finished_after_a_scraper_restart() {
+    for backend in support::backends() {
+        let site = FixtureSite::start(Render::Server).await;
+        let known = idno("100860003841");
+        site.add(FixtureCompany::sample(&known));
+        let base = site.base_url();
+        // The stack's scraper-service takes requests but runs no workers: the job it queues
+        // stays behind, as it would when the instance stops before getting to it.
+        let s = support::start(backend, "restart", |c| {
+            c.scraper.source_base_url = url::Url::parse(&base).unwrap();
+            c.scraper.fetcher = FetcherChoice::Http;
+            c.scraper.workers = 0;
+        })
+        .await;
+        s.register("patient").await;
+        let token = s.login("patient").await;
+        let (status, queued, _) = scrape(&s, &token, json!({"idno": known})).await;
+        assert_eq!(status, 202, "{queued}");
+        let job_id = queued["job_id"].as_i64().unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (_, job, _) = s.get(&format!("/scrape/jobs/{job_id}"), Some(&token)).await;
+        assert_eq!(job["state"], "queued", "{job}");
+
+        // The restarted service: a new instance on the same database and cache.
+        let mut config = scraper_service::Config::defaults(s.scraper_db());
+        config.addr = "127.0.0.1:0".into();
+        config.source_base_url = url::Url::parse(&site.base_url()).unwrap();
+        config.fetcher = FetcherChoice::Http;
+        config.poll_interval = Duration::from_millis(50);
+        let restarted = scraper_service::Application::build(config, s.kv.clone())
+            .await
+            .unwrap();
+        let (trigger, shutdown) = common::server::shutdown_channel();
+        let running = tokio::spawn(restarted.run_until_stopped(shutdown));
+
+        let job = wait_job(&s, &token, job_id).await;
+        assert_eq!(job["state"], "succeeded", "{backend:?}: {job}");
+        assert_eq!(job["data"]["company_name"], "Exemplu Comerț SRL");
+        assert_eq!(site.page_hits(&known), 1);
+        trigger.trigger();
+        let _ = running.await;
+        s.stop().await;
+    }
+}

@@ -217,6 +217,11 @@ impl TestStack {
         body["access_token"].as_str().expect("token").to_owned()
     }
 
+    /// The scraper-service database of this stack.
+    pub fn scraper_db(&self) -> common::db::DbConfig {
+        self.dbs[1].config()
+    }
+
     pub async fn stop(self) {
         self.stack.stop().await;
         for db in &self.dbs {
