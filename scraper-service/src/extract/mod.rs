@@ -110,7 +110,12 @@ pub fn from_config(config: &Config) -> Result<Arc<dyn Fetcher>, ConfigError> {
             Ok(Arc::new(browser::BrowserFetcher::new(config)))
         }
         _ => {
-            tracing::info!(fetcher = "http", reason = %why, "pages are fetched with plain HTTP");
+            if config.fetcher == FetcherChoice::Auto {
+                // A fallback, not a choice: say so loudly enough to be seen at start-up.
+                tracing::warn!(fetcher = "http", reason = %why, "no browser: pages are fetched with plain HTTP");
+            } else {
+                tracing::info!(fetcher = "http", reason = %why, "pages are fetched with plain HTTP");
+            }
             let fetcher = http::HttpFetcher::new(config)
                 .map_err(|e| ConfigError::new("SCRAPER_FETCHER", e))?;
             Ok(Arc::new(fetcher))
