@@ -83,8 +83,13 @@ pub fn init_with(service: &str, otlp_endpoint: Option<&str>) -> Telemetry {
             )
             .try_init()
     } else {
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
         registry
-            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_ansi(ansi),
+            )
             .try_init()
     };
     match (installed, provider) {
