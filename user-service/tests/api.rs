@@ -904,15 +904,23 @@ async fn hmac_mode_publishes_an_empty_jwks() {
     app.stop().await;
 }
 
-/// An Ed25519 private key in PKCS#8 PEM, made by the openssl command-line tool.
+/// A fresh Ed25519 private key in PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes
+/// it: the fixed 16-byte PKCS#8 prefix for Ed25519 followed by a random 32-byte seed.
 fn generate_ed25519_pem(dir: &Path) -> std::path::PathBuf {
+    use base64::Engine;
+    const PKCS8_ED25519_PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    let seed: [u8; 32] = rand::random();
+    let der = [PKCS8_ED25519_PREFIX.as_slice(), seed.as_slice()].concat();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let path = dir.join("ed25519.pem");
-    let status = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "ed25519", "-out"])
-        .arg(&path)
-        .status()
-        .expect("the openssl command-line tool is installed");
-    assert!(status.success(), "openssl genpkey failed");
+    std::fs::write(
+        &path,
+        format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n"),
+    )
+    .unwrap();
     path
 }
 
