@@ -124,28 +124,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyRejection>
 
 /// Parses a form body, naming the failing field.
 pub fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyRejection> {
-    let de = serde_urlencoded_deserializer(bytes);
+    let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(bytes));
     serde_path_to_error::deserialize::<_, T>(de).map_err(|err| {
         let path = err.path().to_string();
         let message = err.into_inner().to_string();
         BodyRejection::Invalid(vec![describe(Some(path), &message, 0)])
     })
-}
-
-fn serde_urlencoded_deserializer(
-    bytes: &[u8],
-) -> serde::de::value::MapDeserializer<'_, FormPairs<'_>, serde::de::value::Error> {
-    serde::de::value::MapDeserializer::new(FormPairs(url::form_urlencoded::parse(bytes)))
-}
-
-/// Key/value pairs of a form body as owned strings, for `MapDeserializer`.
-struct FormPairs<'a>(url::form_urlencoded::Parse<'a>);
-
-impl Iterator for FormPairs<'_> {
-    type Item = (String, String);
-    fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(|(k, v)| (k.into_owned(), v.into_owned()))
-    }
 }
 
 /// Turns a serde message into a FastAPI-like field error.
@@ -253,6 +237,23 @@ mod tests {
     fn trailing_garbage_is_rejected() {
         let e = errors(parse_json(br#"{"username": "a", "password": "b"} x"#));
         assert_eq!(e[0].kind, "json_invalid");
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Grant {
+        grant_type: Option<String>,
+        expires: Option<u32>,
+    }
+
+    #[test]
+    fn form_handles_optional_and_numeric_fields() {
+        let g: Grant = parse_form(b"grant_type=password&expires=30").unwrap();
+        assert_eq!(
+            (g.grant_type.as_deref(), g.expires),
+            (Some("password"), Some(30))
+        );
+        let g: Grant = parse_form(b"").unwrap();
+        assert_eq!((g.grant_type, g.expires), (None, None));
     }
 
     #[test]
