@@ -120,7 +120,7 @@ impl Stack {
         let user_port = user.port();
         services.push((
             "user-service",
-            spawn(user.run_until_stopped(trigger.subscribe())),
+            tokio::spawn(user.run_until_stopped(trigger.subscribe())),
         ));
 
         let scraper = scraper_service::Application::build(config.scraper, kv.clone())
@@ -129,7 +129,7 @@ impl Stack {
         let scraper_port = scraper.port();
         services.push((
             "scraper-service",
-            spawn(scraper.run_until_stopped(trigger.subscribe())),
+            tokio::spawn(scraper.run_until_stopped(trigger.subscribe())),
         ));
 
         if !config.explicit_urls.user {
@@ -147,7 +147,7 @@ impl Stack {
         let app_port = app.port();
         services.push((
             "app-service",
-            spawn(app.run_until_stopped(trigger.subscribe())),
+            tokio::spawn(app.run_until_stopped(trigger.subscribe())),
         ));
 
         if !config.explicit_urls.app {
@@ -188,12 +188,6 @@ impl Stack {
             }
         }
     }
-}
-
-fn spawn(
-    fut: impl std::future::Future<Output = std::io::Result<()>> + Send + 'static,
-) -> JoinHandle<std::io::Result<()>> {
-    tokio::spawn(fut)
 }
 
 fn random_secret() -> String {

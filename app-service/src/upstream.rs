@@ -53,10 +53,6 @@ impl Upstream {
         }
     }
 
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
     /// Sends `method path_and_query` with `body` and the forwarded headers of `incoming`,
     /// and returns the upstream's answer as this service's response.
     pub async fn forward(

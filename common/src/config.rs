@@ -65,32 +65,6 @@ pub fn millis_or(name: &str, default_ms: u64) -> Result<Duration, ConfigError> {
     parse_or(name, default_ms).map(Duration::from_millis)
 }
 
-/// A boolean: `1/true/yes/on` or `0/false/no/off`.
-pub fn bool_or(name: &str, default: bool) -> Result<bool, ConfigError> {
-    match var(name).map(|v| v.to_ascii_lowercase()) {
-        None => Ok(default),
-        Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
-        Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
-        Some(v) => Err(ConfigError::new(
-            name,
-            format!("expected true or false, got {v:?}"),
-        )),
-    }
-}
-
-/// A comma-separated list; empty items are dropped.
-pub fn list_or(name: &str, default: &[&str]) -> Vec<String> {
-    match var(name) {
-        None => default.iter().map(|s| (*s).to_owned()).collect(),
-        Some(raw) => raw
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    }
-}
-
 /// A value that must not be printed: `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);

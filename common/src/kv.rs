@@ -90,14 +90,6 @@ impl Kv {
         })
     }
 
-    /// The same store seen under another key prefix (e.g. one per service or per test).
-    pub fn with_prefix(&self, prefix: &str) -> Self {
-        Self {
-            backend: self.backend.clone(),
-            prefix: prefix.into(),
-        }
-    }
-
     /// `"redis"` or `"memory"`.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
@@ -352,15 +344,5 @@ mod tests {
         assert_eq!(kv.counter("c").await.unwrap().0, 2);
         assert!(kv.del("c").await.unwrap());
         assert_eq!(kv.counter("c").await.unwrap().0, 0);
-    }
-
-    #[tokio::test]
-    async fn prefixes_separate_keys() {
-        let a = Kv::memory("a:");
-        let b = a.with_prefix("b:");
-        a.set_ex("k", "from-a", Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!(b.get("k").await.unwrap(), None);
     }
 }

@@ -58,20 +58,9 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
-    /// A signal that never fires (tests that stop by dropping the runtime).
-    pub fn never() -> Self {
-        let (tx, rx) = watch::channel(false);
-        std::mem::forget(tx);
-        Shutdown(rx)
-    }
-
     /// Resolves once shutdown has started.
     pub async fn wait(mut self) {
         let _ = self.0.wait_for(|stopping| *stopping).await;
-    }
-
-    pub fn is_triggered(&self) -> bool {
-        *self.0.borrow()
     }
 }
 
@@ -330,7 +319,7 @@ pub async fn serve(
     }
 }
 
-/// A header value from a string that is known to be valid ASCII.
+/// A header value from a string that is known to be valid ASCII (`-` if it is not).
 pub fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }

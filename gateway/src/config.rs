@@ -48,12 +48,6 @@ const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:8001";
 impl Config {
     /// Reads the variables above and the token settings; `SECRET_KEY` is required with HMAC.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_env_with_secret(None)
-    }
-
-    /// As [`Config::from_env`], with a secret to use when `SECRET_KEY` is unset (the
-    /// one-process mode passes the same random one to every component).
-    pub fn from_env_with_secret(fallback_secret: Option<&str>) -> Result<Self, ConfigError> {
         let (var_name, raw) = match var("APP_SERVICE_URLS") {
             Some(list) => ("APP_SERVICE_URLS", list),
             None => (
@@ -108,7 +102,7 @@ impl Config {
         Ok(Self {
             listen: var_or("GATEWAY_ADDR", "0.0.0.0:8000"),
             upstreams,
-            tokens: TokenSettings::from_env(fallback_secret)?,
+            tokens: TokenSettings::from_env(None)?,
             jwks_url: var_or("JWKS_URL", &jwks_default),
             jwks_refresh,
             health_check_interval,
