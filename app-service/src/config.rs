@@ -40,7 +40,7 @@ impl Config {
             jwks_refresh: common::config::secs_or("JWKS_REFRESH_SECONDS", 300)?,
             upstream_connect_timeout: millis_or("UPSTREAM_CONNECT_TIMEOUT_MS", 1000)?,
             upstream_timeout: millis_or("UPSTREAM_TIMEOUT_MS", 10_000)?,
-            tokens: TokenSettings::from_env(None)?,
+            tokens: TokenSettings::from_env()?,
             limits: HttpLimits::from_env()?,
         })
     }

@@ -284,10 +284,7 @@ pub const MIN_SECRET_BYTES: usize = 32;
 impl TokenSettings {
     /// Reads `ALGORITHM`, `SECRET_KEY`, `JWT_ISSUER`, `JWT_AUDIENCE`,
     /// `ACCESS_TOKEN_EXPIRE_MINUTES` and `JWT_LEEWAY_SECONDS`.
-    ///
-    /// `fallback_secret` is used when `SECRET_KEY` is unset (the one-process mode passes a
-    /// random one); without it a missing secret is an error.
-    pub fn from_env(fallback_secret: Option<&str>) -> Result<Self, crate::config::ConfigError> {
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
         use crate::config::{parse_or, var, var_or, ConfigError, Secret};
         let name = var_or("ALGORITHM", "HS256");
         let (algorithm, secret) = if name == "EdDSA" {
@@ -299,11 +296,9 @@ impl TokenSettings {
                     format!("{name:?} is not one of HS256, HS384, HS512, EdDSA"),
                 )
             })?;
-            let secret = var("SECRET_KEY")
-                .or_else(|| fallback_secret.map(str::to_owned))
-                .ok_or_else(|| {
-                    ConfigError::new("SECRET_KEY", format!("required with ALGORITHM={name}"))
-                })?;
+            let secret = var("SECRET_KEY").ok_or_else(|| {
+                ConfigError::new("SECRET_KEY", format!("required with ALGORITHM={name}"))
+            })?;
             if secret.len() < MIN_SECRET_BYTES {
                 return Err(ConfigError::new(
                     "SECRET_KEY",

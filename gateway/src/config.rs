@@ -102,7 +102,7 @@ impl Config {
         Ok(Self {
             listen: var_or("GATEWAY_ADDR", "0.0.0.0:8000"),
             upstreams,
-            tokens: TokenSettings::from_env(None)?,
+            tokens: TokenSettings::from_env()?,
             jwks_url: var_or("JWKS_URL", &jwks_default),
             jwks_refresh,
             health_check_interval,

@@ -94,7 +94,7 @@ impl Config {
     /// `LOGIN_MAX_FAILURES_PER_ACCOUNT`, `LOGIN_MAX_FAILURES_PER_IP`,
     /// `LOGIN_FAILURE_WINDOW_SECONDS`, `MAX_BODY_BYTES` and `REQUEST_TIMEOUT_MS`.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let tokens = TokenSettings::from_env(None)?;
+        let tokens = TokenSettings::from_env()?;
         let ed_key = match (tokens.algorithm, var("JWT_PRIVATE_KEY_FILE")) {
             (Algorithm::EdDSA, Some(path)) => Some(EdKey::from_file(Path::new(&path))?),
             (Algorithm::EdDSA, None) => {
