@@ -32,7 +32,6 @@ pub struct AppState {
     pub users: Upstream,
     pub scraper: Upstream,
     pub auth: Authenticator,
-    pub kv: Kv,
 }
 
 /// Start-up failed; the message names the variable at fault.
@@ -74,8 +73,7 @@ impl Application {
         let state = AppState {
             users: Upstream::new("user-service", &config.user_service_url, http.clone()),
             scraper: Upstream::new("scraper-service", &config.scraper_service_url, http),
-            auth: Authenticator::new(verifier, Sessions::new(kv.clone())),
-            kv,
+            auth: Authenticator::new(verifier, Sessions::new(kv)),
         };
         let router = app_router(state, config.limits);
         let listener = server::bind(&config.listen, "APP_SERVICE_ADDR").await?;
@@ -110,7 +108,7 @@ pub fn app_router(state: AppState, limits: server::HttpLimits) -> Router {
 
 /// `/readyz`: both services answer and the session store is reachable.
 async fn readyz(State(s): State<AppState>) -> Response {
-    let (users, scraper, kv) = tokio::join!(s.users.healthy(), s.scraper.healthy(), s.kv.ping());
+    let (users, scraper, kv) = tokio::join!(s.users.healthy(), s.scraper.healthy(), s.auth.sessions.ping());
     server::readiness(&[
         ("user-service", users),
         ("scraper-service", scraper),
