@@ -108,7 +108,11 @@ pub fn app_router(state: AppState, limits: server::HttpLimits) -> Router {
 
 /// `/readyz`: both services answer and the session store is reachable.
 async fn readyz(State(s): State<AppState>) -> Response {
-    let (users, scraper, kv) = tokio::join!(s.users.healthy(), s.scraper.healthy(), s.auth.sessions.ping());
+    let (users, scraper, kv) = tokio::join!(
+        s.users.healthy(),
+        s.scraper.healthy(),
+        s.auth.sessions.ping()
+    );
     server::readiness(&[
         ("user-service", users),
         ("scraper-service", scraper),
