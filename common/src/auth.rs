@@ -14,7 +14,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::kv::{Kv, KvError};
+use crate::kv::{Kv, KvError, Subscription};
 
 /// Headers that carry the verified identity from the gateway to the services. The gateway
 /// removes any a client sends and sets them only after verifying the token.
@@ -187,6 +187,9 @@ pub fn hmac_algorithm(name: &str) -> Option<Algorithm> {
     }
 }
 
+/// The channel on which ended session ids are published (prefixed like keys).
+pub const SESSIONS_ENDED_CHANNEL: &str = "sessions:ended";
+
 /// Sessions in the key-value store.
 #[derive(Clone, Debug)]
 pub struct Sessions {
@@ -227,9 +230,19 @@ impl Sessions {
         self.kv.ping().await
     }
 
-    /// Ends the session; true when it was live.
+    /// Ends the session and, in the same transaction, announces its id on
+    /// [`SESSIONS_ENDED_CHANNEL`] so that caches of it (the gateway's) drop it; true when it
+    /// was live.
     pub async fn revoke(&self, sid: &str) -> Result<bool, KvError> {
-        self.kv.del(&Self::key(sid)).await
+        self.kv
+            .del_and_publish(&Self::key(sid), SESSIONS_ENDED_CHANNEL, sid)
+            .await
+    }
+
+    /// The ids of sessions ended from now on, as [`Sessions::revoke`] announces them; `None`
+    /// when the store publishes nothing (the in-process one).
+    pub async fn ended(&self) -> Result<Option<Subscription>, KvError> {
+        self.kv.subscribe(SESSIONS_ENDED_CHANNEL).await
     }
 }
 

@@ -49,8 +49,16 @@ pub struct Kv {
 
 #[derive(Clone)]
 enum Backend {
-    Redis(ConnectionManager),
+    Redis(Redis),
     Memory(Arc<MemoryMap>),
+}
+
+/// A multiplexed connection for commands, and the client that opens subscriptions.
+#[derive(Clone)]
+struct Redis {
+    conn: ConnectionManager,
+    client: redis::Client,
+    connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for Kv {
@@ -83,9 +91,13 @@ impl Kv {
             .set_connection_timeout(Some(timeouts.connect))
             .set_response_timeout(Some(timeouts.response))
             .set_number_of_retries(1);
-        let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         Ok(Self {
-            backend: Backend::Redis(manager),
+            backend: Backend::Redis(Redis {
+                conn,
+                client,
+                connect_timeout: timeouts.connect,
+            }),
             prefix: prefix.into(),
         })
     }
@@ -105,7 +117,7 @@ impl Kv {
     /// Whether the backend answers (for readiness checks).
     pub async fn ping(&self) -> Result<(), KvError> {
         match &self.backend {
-            Backend::Redis(conn) => {
+            Backend::Redis(Redis { conn, .. }) => {
                 let mut conn = conn.clone();
                 let _: String = redis::cmd("PING").query_async(&mut conn).await?;
                 Ok(())
@@ -117,7 +129,7 @@ impl Kv {
     pub async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(conn) => Ok(conn.clone().get(key).await?),
+            Backend::Redis(Redis { conn, .. }) => Ok(conn.clone().get(key).await?),
             Backend::Memory(map) => Ok(map.get(&key)),
         }
     }
@@ -126,7 +138,7 @@ impl Kv {
     pub async fn set_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<(), KvError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(conn) => {
+            Backend::Redis(Redis { conn, .. }) => {
                 let ms = ttl.as_millis().max(1) as u64;
                 let _: () = redis::cmd("SET")
                     .arg(&key)
@@ -148,12 +160,54 @@ impl Kv {
     pub async fn del(&self, key: &str) -> Result<bool, KvError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(conn) => {
+            Backend::Redis(Redis { conn, .. }) => {
                 let n: u64 = conn.clone().del(key).await?;
                 Ok(n > 0)
             }
             Backend::Memory(map) => Ok(map.del(&key)),
         }
+    }
+
+    /// Removes `key` and, in the same transaction, publishes `message` on `channel` (both
+    /// prefixed like keys); true when the key existed. The in-process store has no
+    /// subscribers, so there it only removes.
+    pub async fn del_and_publish(
+        &self,
+        key: &str,
+        channel: &str,
+        message: &str,
+    ) -> Result<bool, KvError> {
+        let key = self.key(key);
+        match &self.backend {
+            Backend::Redis(Redis { conn, .. }) => {
+                let (removed, _receivers): (u64, u64) = redis::pipe()
+                    .atomic()
+                    .del(&key)
+                    .publish(self.key(channel), message)
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok(removed > 0)
+            }
+            Backend::Memory(map) => Ok(map.del(&key)),
+        }
+    }
+
+    /// Subscribes to `channel` (prefixed like keys) on a connection of its own. `None` for
+    /// the in-process store, which publishes nothing: a caller must not cache what it
+    /// cannot hear about.
+    pub async fn subscribe(&self, channel: &str) -> Result<Option<Subscription>, KvError> {
+        let Backend::Redis(redis) = &self.backend else {
+            return Ok(None);
+        };
+        let connect = async {
+            let mut pubsub = redis.client.get_async_pubsub().await?;
+            pubsub.subscribe(self.key(channel)).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = tokio::time::timeout(redis.connect_timeout, connect)
+            .await
+            .map_err(|_| KvError("timed out subscribing".into()))??;
+        Ok(Some(Subscription(pubsub.into_on_message())))
     }
 
     /// Adds one to the counter at `key`, which starts a window of length `window` when it is
@@ -165,7 +219,7 @@ impl Kv {
     ) -> Result<(u64, Duration), KvError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(conn) => {
+            Backend::Redis(Redis { conn, .. }) => {
                 let ms = window.as_millis().max(1) as u64;
                 let (count, _, ttl_ms): (u64, i64, i64) = redis::pipe()
                     .atomic()
@@ -189,7 +243,7 @@ impl Kv {
     pub async fn counter(&self, key: &str) -> Result<(u64, Duration), KvError> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(conn) => {
+            Backend::Redis(Redis { conn, .. }) => {
                 let (count, ttl_ms): (Option<u64>, i64) = redis::pipe()
                     .cmd("GET")
                     .arg(&key)
@@ -203,6 +257,22 @@ impl Kv {
                 ))
             }
             Backend::Memory(map) => Ok(map.counter(&key)),
+        }
+    }
+}
+
+/// Messages published on a subscribed channel.
+pub struct Subscription(redis::aio::PubSubStream);
+
+impl Subscription {
+    /// The next message; `None` once the connection is lost (subscribe again).
+    pub async fn next(&mut self) -> Option<String> {
+        use futures_util::StreamExt;
+        loop {
+            let msg = self.0.next().await?;
+            if let Ok(text) = msg.get_payload::<String>() {
+                return Some(text);
+            }
         }
     }
 }
