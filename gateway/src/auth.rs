@@ -1,16 +1,20 @@
 //! The bearer-token check the gateway makes before anything is forwarded to a protected route.
 //!
-//! It is [`common::auth::Authenticator`] — signature, algorithm allow-list, expiry, issuer,
-//! audience, then the live session in the key-value store — wrapped for the edge: the keys
-//! may arrive later (EdDSA keys come from the issuer's JWKS), the result is turned into the
-//! header values forwarded upstream, and every refusal maps to one fixed response. The
-//! signature is checked before the store is asked, so a forged or expired token never costs a
-//! Redis round trip.
+//! The same checks as [`common::auth::Authenticator`] — signature, algorithm allow-list,
+//! expiry, issuer, audience, then the live session — made for the edge: the keys may arrive
+//! later (EdDSA keys come from the issuer's JWKS), live sessions are remembered in a
+//! [`SessionCache`] kept fresh by the store's announcements of ended sessions, the result is
+//! turned into the header values forwarded upstream, and every refusal maps to one fixed
+//! response. The signature is checked before anything else, so a forged or expired token
+//! never costs a Redis round trip.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use common::auth::{bearer_token, AuthError, Authenticator, Sessions, TokenVerifier};
+use common::auth::{bearer_token, AuthError, Sessions, TokenVerifier};
 use http::HeaderValue;
+
+use crate::session_cache::SessionCache;
 
 /// The verified caller, as the header values set on the upstream request.
 #[derive(Clone, Debug)]
@@ -90,8 +94,9 @@ impl Rejection {
 
 /// Verifies bearer tokens and their sessions; shared by every request of a gateway.
 pub struct TokenCheck {
-    authenticator: OnceLock<Authenticator>,
+    verifier: OnceLock<Arc<TokenVerifier>>,
     sessions: Sessions,
+    cache: SessionCache<Identity>,
 }
 
 impl TokenCheck {
@@ -99,9 +104,17 @@ impl TokenCheck {
     /// [`TokenCheck::install`] is called, protected routes answer 503.
     pub fn pending(sessions: Sessions) -> Self {
         Self {
-            authenticator: OnceLock::new(),
+            verifier: OnceLock::new(),
             sessions,
+            cache: SessionCache::new(Duration::ZERO, 0),
         }
+    }
+
+    /// Remembers live sessions for `ttl` (at most `max_entries`) once the cache's feed is
+    /// subscribed; see [`crate::session_cache`].
+    pub fn with_cache(mut self, ttl: Duration, max_entries: usize) -> Self {
+        self.cache = SessionCache::new(ttl, max_entries);
+        self
     }
 
     /// A check with its keys (HMAC, or a verifier built from a JWKS).
@@ -114,20 +127,18 @@ impl TokenCheck {
     /// Installs the verifier; false when one was already installed (replace the keys of
     /// that one with [`TokenVerifier::replace_jwks`] instead).
     pub fn install(&self, verifier: Arc<TokenVerifier>) -> bool {
-        self.authenticator
-            .set(Authenticator::new(verifier, self.sessions.clone()))
-            .is_ok()
+        self.verifier.set(verifier).is_ok()
     }
 
     /// The verifier in force, once there is one.
     pub fn verifier(&self) -> Option<&Arc<TokenVerifier>> {
-        self.authenticator.get().map(|a| &a.verifier)
+        self.verifier.get()
     }
 
     /// Whether protected routes can be served: the keys are known and the session store
     /// answers. `Err` names what is missing.
     pub async fn readiness(&self) -> Result<(), &'static str> {
-        if self.authenticator.get().is_none() {
+        if self.verifier.get().is_none() {
             return Err("token keys not loaded (JWKS)");
         }
         self.sessions
@@ -136,28 +147,64 @@ impl TokenCheck {
             .map_err(|_| "session store unreachable")
     }
 
-    /// Checks the `Authorization` header value (raw bytes, as received).
+    /// Checks the `Authorization` header value (raw bytes, as received): the token itself
+    /// every time, its session in the cache or else in the store.
     pub async fn check(&self, authorization: Option<&[u8]>) -> Result<Identity, Rejection> {
         let token = authorization
             .and_then(|raw| std::str::from_utf8(raw).ok())
             .and_then(bearer_token)
             .ok_or(Rejection::Missing)?;
-        let authenticator = self.authenticator.get().ok_or(Rejection::KeysUnavailable)?;
-        match authenticator.authenticate(token).await {
-            Ok((claims, session)) => Ok(Identity {
-                user_id: HeaderValue::from(session.user_id),
-                username: header_value(&session.username)?,
-                role: header_value(&session.role)?,
-                session_id: header_value(&claims.sid)?,
-            }),
-            Err(AuthError::Missing) => Err(Rejection::Missing),
-            Err(AuthError::Expired) => Err(Rejection::Expired),
-            Err(AuthError::Invalid) => Err(Rejection::Invalid),
-            Err(AuthError::SessionEnded) => Err(Rejection::SessionEnded),
-            Err(AuthError::Unavailable(e)) => {
-                tracing::warn!(error = %e, "session store unavailable; refusing protected request");
-                Err(Rejection::StoreUnavailable)
+        let verifier = self.verifier.get().ok_or(Rejection::KeysUnavailable)?;
+        let claims = verifier.verify(token).map_err(rejection)?;
+        if let Some(identity) = self.cache.get(&claims.sid) {
+            if identity.user_id.as_bytes() == claims.sub.as_bytes() {
+                return Ok(identity);
             }
+        }
+        let ticket = self.cache.ticket(&claims.sid);
+        let session = match self.sessions.get(&claims.sid).await {
+            Ok(Some(session)) if session.user_id.to_string() == claims.sub => session,
+            Ok(_) => return Err(Rejection::SessionEnded),
+            Err(e) => return Err(rejection(AuthError::Unavailable(e))),
+        };
+        let identity = Identity {
+            user_id: HeaderValue::from(session.user_id),
+            username: header_value(&session.username)?,
+            role: header_value(&session.role)?,
+            session_id: header_value(&claims.sid)?,
+        };
+        if let Some(ticket) = ticket {
+            self.cache.insert(&claims.sid, identity.clone(), ticket);
+        }
+        Ok(identity)
+    }
+
+    /// The session ended (its logout went through this gateway, or its end was announced):
+    /// forget it.
+    pub fn session_ended(&self, sid: &str) {
+        self.cache.evict(sid);
+    }
+
+    /// The cache of live sessions (its feed is run by the server).
+    pub fn cache(&self) -> &SessionCache<Identity> {
+        &self.cache
+    }
+
+    /// The session store.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+}
+
+fn rejection(e: AuthError) -> Rejection {
+    match e {
+        AuthError::Missing => Rejection::Missing,
+        AuthError::Expired => Rejection::Expired,
+        AuthError::Invalid => Rejection::Invalid,
+        AuthError::SessionEnded => Rejection::SessionEnded,
+        AuthError::Unavailable(e) => {
+            tracing::warn!(error = %e, "session store unavailable; refusing protected request");
+            Rejection::StoreUnavailable
         }
     }
 }
@@ -171,7 +218,6 @@ fn header_value(s: &str) -> Result<HeaderValue, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     use common::auth::{Claims, SessionData, VerifyKey};
     use common::kv::Kv;

@@ -39,6 +39,11 @@ pub struct Config {
     pub metrics_listen: Option<String>,
     /// `GATEWAY_THREADS` (default: the number of CPUs): worker threads of the proxy.
     pub threads: usize,
+    /// `SESSION_CACHE_TTL_MS` (2000; 0 disables): how long a session found live is
+    /// remembered (ended sessions are evicted at once; see [`crate::session_cache`]).
+    pub session_cache_ttl: Duration,
+    /// `SESSION_CACHE_MAX_ENTRIES` (100000): the most sessions remembered.
+    pub session_cache_max_entries: usize,
     /// `GATEWAY_GRACE_SECONDS` (10): on shutdown, the longest wait for in-flight requests.
     pub grace: Duration,
 }
@@ -113,6 +118,8 @@ impl Config {
             client_timeout: millis_or("GATEWAY_CLIENT_TIMEOUT_MS", 30_000)?,
             metrics_listen,
             threads,
+            session_cache_ttl: millis_or("SESSION_CACHE_TTL_MS", 2000)?,
+            session_cache_max_entries: parse_or("SESSION_CACHE_MAX_ENTRIES", 100_000)?,
             grace: secs_or("GATEWAY_GRACE_SECONDS", 10)?,
         })
     }
@@ -134,6 +141,8 @@ impl Config {
             client_timeout: Duration::from_secs(30),
             metrics_listen: None,
             threads: 2,
+            session_cache_ttl: Duration::from_secs(2),
+            session_cache_max_entries: 100_000,
             grace: Duration::from_secs(10),
         }
     }

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod routing;
 pub mod server;
+pub mod session_cache;
 
 pub use config::Config;
 pub use server::{run_forever, serve_until_signal, start, GatewayHandle, StartupError};

@@ -24,7 +24,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::auth::{Identity, TokenCheck};
 use crate::metrics::Metrics;
-use crate::routing::{route, Group, Route};
+use crate::routing::{ends_session, route, Group, Route};
 
 /// Limits and timeouts applied to every request.
 #[derive(Clone, Copy, Debug)]
@@ -411,11 +411,23 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         upstream_response.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
+        // The session ended upstream: forget it before the client can hear so, so that from
+        // then on this gateway refuses the token without waiting for the announcement.
+        if upstream_response.status.is_success() {
+            if let Some(identity) = &ctx.identity {
+                let req = session.req_header();
+                if ends_session(&req.method, req.raw_path()) {
+                    if let Ok(sid) = identity.session_id.to_str() {
+                        self.tokens.session_ended(sid);
+                    }
+                }
+            }
+        }
         Ok(())
     }
 

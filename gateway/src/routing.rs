@@ -124,6 +124,16 @@ pub fn route(target: &[u8]) -> Route {
     Route::Upstream { group, public }
 }
 
+/// True for the request that ends the caller's session (`POST /auth/logout`), whose success
+/// the gateway acts on by forgetting that session at once.
+pub fn ends_session(method: &http::Method, target: &[u8]) -> bool {
+    let path = match target.iter().position(|&b| b == b'?' || b == b'#') {
+        Some(end) => &target[..end],
+        None => target,
+    };
+    method == http::Method::POST && matches!(path, b"/auth/logout" | b"/auth/logout/")
+}
+
 /// True when `path` can be read only one way: absolute, printable ASCII, no backslash, no
 /// `.`/`..`/empty segment (a single trailing slash is fine), and no percent-encoding of a
 /// slash, backslash, dot, percent sign or NUL (nor a malformed escape).
@@ -187,6 +197,17 @@ mod tests {
             group,
             public: false,
         }
+    }
+
+    #[test]
+    fn only_a_logout_post_ends_a_session() {
+        use http::Method;
+        assert!(ends_session(&Method::POST, b"/auth/logout/"));
+        assert!(ends_session(&Method::POST, b"/auth/logout?x=1"));
+        assert!(ends_session(&Method::POST, b"/auth/logout"));
+        assert!(!ends_session(&Method::GET, b"/auth/logout/"));
+        assert!(!ends_session(&Method::POST, b"/auth/logout/x"));
+        assert!(!ends_session(&Method::POST, b"/auth/me/"));
     }
 
     #[test]

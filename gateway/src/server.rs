@@ -183,7 +183,7 @@ fn launch(config: Config, kv: Kv, os_signals: bool) -> Result<GatewayHandle, Sta
     let sessions = Sessions::new(kv);
     let eddsa = config.tokens.algorithm == Algorithm::EdDSA;
     let tokens = if eddsa {
-        Arc::new(TokenCheck::pending(sessions))
+        TokenCheck::pending(sessions)
     } else {
         let verifier = config.tokens.hmac_verifier().ok_or_else(|| {
             common::config::ConfigError::new(
@@ -191,8 +191,10 @@ fn launch(config: Config, kv: Kv, os_signals: bool) -> Result<GatewayHandle, Sta
                 "no usable HMAC key for the configured ALGORITHM",
             )
         })?;
-        Arc::new(TokenCheck::ready(Arc::new(verifier), sessions))
+        TokenCheck::ready(Arc::new(verifier), sessions)
     };
+    let tokens =
+        Arc::new(tokens.with_cache(config.session_cache_ttl, config.session_cache_max_entries));
 
     let conf = ServerConf {
         threads: config.threads,
@@ -254,6 +256,15 @@ fn launch(config: Config, kv: Kv, os_signals: bool) -> Result<GatewayHandle, Sta
             fds: bound.into_fds(),
             stop_accepting,
         });
+    }
+
+    if !config.session_cache_ttl.is_zero() {
+        server.add_service(background_service(
+            "session feed",
+            SessionFeed {
+                tokens: Arc::clone(&tokens),
+            },
+        ));
     }
 
     if eddsa {
@@ -615,6 +626,61 @@ impl BackgroundService for JwksRefresh {
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Keeps the session cache honest: subscribes to the ids of ended sessions and evicts each.
+/// The cache serves only while subscribed; when the subscription is lost every request asks
+/// the store until it is back.
+struct SessionFeed {
+    tokens: Arc<TokenCheck>,
+}
+
+/// How long to wait before subscribing again.
+const FEED_RETRY: Duration = Duration::from_secs(1);
+
+#[async_trait]
+impl BackgroundService for SessionFeed {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let cache = self.tokens.cache();
+        let mut quiet = false;
+        loop {
+            match self.tokens.sessions().ended().await {
+                // An in-process store announces nothing, and needs no cache in front of it.
+                Ok(None) => return,
+                Ok(Some(mut feed)) => {
+                    cache.start_listening();
+                    tracing::info!("subscribed to ended sessions; session cache on");
+                    loop {
+                        tokio::select! {
+                            ended = feed.next() => match ended {
+                                Some(sid) => self.tokens.session_ended(&sid),
+                                None => break,
+                            },
+                            _ = shutdown.changed() => {
+                                cache.stop_listening();
+                                return;
+                            }
+                        }
+                    }
+                    cache.stop_listening();
+                    tracing::warn!(
+                        "lost the ended-sessions feed; session cache off until it is back"
+                    );
+                    quiet = true;
+                }
+                Err(e) => {
+                    if !quiet {
+                        tracing::warn!(error = %e, "cannot subscribe to ended sessions; session cache off");
+                        quiet = true;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(FEED_RETRY) => {}
                 _ = shutdown.changed() => return,
             }
         }

@@ -574,11 +574,101 @@ async fn refused_tokens_never_reach_the_upstream() {
             200
         );
         Sessions::new(kv.clone()).revoke("sid-2").await.unwrap();
+        // With Redis the gateway hears of the end by its announcement (see the session cache
+        // test below for how fast); from then on the upstream is never reached again.
+        let me = url(&gw, "/auth/me/");
+        eventually("the ended session is refused", || {
+            let (me, token) = (me.clone(), token.clone());
+            async move { send(client().get(me).bearer_auth(token)).await.status == 401 }
+        })
+        .await;
+        let hits = upstream.hits();
         let reply = send(client().get(url(&gw, "/auth/me/")).bearer_auth(&token)).await;
         assert_eq!(reply.status, 401);
         assert_eq!(reply.detail(), "Session has ended");
-        assert_eq!(upstream.hits(), 1);
+        assert_eq!(upstream.hits(), hits);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cache_is_kept_fresh_by_announcements_logouts_and_the_feed() {
+    let Some(redis_url) = common::testing::redis_url() else {
+        eprintln!("TEST_REDIS_URL not set: the session cache (Redis only) is not exercised");
+        return;
+    };
+    let proxy = common::testing::CuttableProxy::start(common::testing::host_port(&redis_url)).await;
+    let kv = common::testing::redis_kv(
+        &common::testing::via(&redis_url, proxy.addr()),
+        &common::testing::unique_prefix("gw-cache"),
+    )
+    .await;
+    let upstream = Upstream::start("a");
+    let mut config = test_config(&[&upstream]);
+    // Far longer than any wait below: whatever is refused was evicted, not expired.
+    config.session_cache_ttl = Duration::from_secs(60);
+    let gw = start(config, kv.clone()).await;
+    let me = url(&gw, "/auth/me/");
+    let get_me = |token: String| {
+        let me = me.clone();
+        async move { send(client().get(me).bearer_auth(token)).await }
+    };
+
+    // Once the feed is subscribed, a live session is remembered: removing it from the store
+    // without an announcement goes unnoticed (this is what the cache saves: the lookup).
+    eventually("a live session is served from the cache", || {
+        let kv = kv.clone();
+        async move {
+            let token = login(&kv, "sid-c1").await;
+            let first = get_me(token.clone()).await.status;
+            kv.del("session:sid-c1").await.unwrap();
+            first == 200 && get_me(token).await.status == 200
+        }
+    })
+    .await;
+
+    // An announced end (any service's revoke) evicts it long before the TTL.
+    let token = login(&kv, "sid-c2").await;
+    assert_eq!(get_me(token.clone()).await.status, 200);
+    let revoked = Instant::now();
+    Sessions::new(kv.clone()).revoke("sid-c2").await.unwrap();
+    eventually("the announced end is heard", || {
+        let token = token.clone();
+        async move { get_me(token).await.status == 401 }
+    })
+    .await;
+    assert!(
+        revoked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        revoked.elapsed()
+    );
+
+    // A logout relayed by this gateway evicts at once, even if no announcement ever came.
+    let token = login(&kv, "sid-c3").await;
+    assert_eq!(get_me(token.clone()).await.status, 200);
+    kv.del("session:sid-c3").await.unwrap();
+    assert_eq!(get_me(token.clone()).await.status, 200, "still cached");
+    let logout = send(client().post(url(&gw, "/auth/logout/")).bearer_auth(&token)).await;
+    assert_eq!(logout.status, 200);
+    let reply = get_me(token.clone()).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.detail(), "Session has ended");
+
+    // Without the feed nothing is served from memory: the store is asked, and it is down.
+    let token = login(&kv, "sid-c4").await;
+    assert_eq!(get_me(token.clone()).await.status, 200);
+    proxy.cut();
+    eventually("a lost feed turns the cache off", || {
+        let token = token.clone();
+        async move { get_me(token).await.status == 503 }
+    })
+    .await;
+    proxy.restore();
+    eventually("sessions are checked again", || {
+        let token = token.clone();
+        async move { get_me(token).await.status == 200 }
+    })
+    .await;
+    Sessions::new(kv).revoke("sid-c4").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -604,12 +694,21 @@ async fn an_unreachable_session_store_fails_closed_and_recovers() {
     );
 
     proxy.cut();
+    // The cut also ends the gateway's subscription to ended sessions, which turns its session
+    // cache off (at once, in practice; the poll allows for the notice to arrive).
+    let (jobs, bearer) = (url(&gw, "/scrape/jobs/1"), token.clone());
+    eventually("the store outage is noticed", || {
+        let (jobs, bearer) = (jobs.clone(), bearer.clone());
+        async move { send(client().get(jobs).bearer_auth(bearer)).await.status == 503 }
+    })
+    .await;
+    let hits = upstream.hits();
     let reply = send(client().get(url(&gw, "/scrape/jobs/1")).bearer_auth(&token)).await;
     assert_eq!(reply.status, 503);
     assert_eq!(reply.detail(), "Session store unavailable");
     assert_eq!(
         upstream.hits(),
-        1,
+        hits,
         "nothing is forwarded while sessions cannot be checked"
     );
     // A token that is invalid by itself is refused without the store.
