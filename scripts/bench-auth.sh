@@ -40,6 +40,9 @@ export USER_SERVICE_ADDR=127.0.0.1:18002 USER_SERVICE_DATABASE_URL="$DATABASE_UR
 export APP_SERVICE_ADDR=127.0.0.1:18001 USER_SERVICE_URL=http://127.0.0.1:18002 SCRAPER_SERVICE_URL=http://127.0.0.1:18003
 export GATEWAY_ADDR=127.0.0.1:18000 APP_SERVICE_URLS=http://127.0.0.1:18001 GATEWAY_METRICS_ADDR=127.0.0.1:18090
 export LOGIN_MAX_FAILURES_PER_IP=1000000 LOGIN_MAX_FAILURES_PER_ACCOUNT=1000000
+# As compose.yaml runs them on one host: one thread per service. The gateway keeps its
+# default (one thread per CPU), as NGINX below runs one worker per CPU.
+export WORKER_THREADS=${WORKER_THREADS:-1}
 
 target/release/user-service >"$WORK/user.log" 2>&1 & PIDS+=($!)
 target/release/app-service >"$WORK/app.log" 2>&1 & PIDS+=($!)

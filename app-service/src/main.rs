@@ -6,11 +6,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use common::server::shutdown_channel;
 
-#[tokio::main]
-async fn main() {
+fn main() {
     common::config::load_dotenv();
-    let _telemetry = common::telemetry::init("app-service");
-    if let Err(e) = run().await {
+    let result = common::server::runtime()
+        .map_err(Into::into)
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let _telemetry = common::telemetry::init("app-service");
+                run().await
+            })
+        });
+    if let Err(e) = result {
         eprintln!("app-service: {e}");
         std::process::exit(1);
     }

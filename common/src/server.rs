@@ -88,6 +88,29 @@ pub async fn terminate_signal() {
     }
 }
 
+/// The async runtime of a service binary, sized by `WORKER_THREADS` (default: the number of
+/// CPUs). With 1, everything runs on the main thread (a current-thread runtime): no hand-offs
+/// between threads at all, the cheapest per request when several services share a host's
+/// cores (see `docs/operations.md#performance`). Blocking work (bcrypt) has its own threads
+/// either way.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ConfigError> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads: usize = crate::config::parse_or("WORKER_THREADS", cpus)?;
+    let mut builder = match threads {
+        0 => return Err(ConfigError::new("WORKER_THREADS", "must be at least 1")),
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    };
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| ConfigError::new("WORKER_THREADS", format!("cannot start the runtime: {e}")))
+}
+
 /// Binds `addr`, naming `var` (the variable that chose it) when that fails.
 pub async fn bind(addr: &str, var: &str) -> Result<TcpListener, ConfigError> {
     TcpListener::bind(addr)

@@ -12,9 +12,19 @@ use user_service::{Application, Config};
 const USAGE: &str = "usage: user-service                              serve the API (configured by environment variables)
        user-service set-role <username> <user|admin>   change a user's role";
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     common::config::load_dotenv();
+    let runtime = match common::server::runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("user-service: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run())
+}
+
+async fn run() -> ExitCode {
     // Kept until exit: dropping it flushes the spans still buffered for export.
     let _telemetry = common::telemetry::init("user-service");
     let args: Vec<String> = std::env::args().skip(1).collect();

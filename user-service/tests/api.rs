@@ -1350,6 +1350,14 @@ fn start_up_errors_are_one_line_naming_the_variable() {
             ],
             "USER_SERVICE_ADDR",
         ),
+        (
+            vec![
+                ("DATA_DIR", data),
+                ("SECRET_KEY", SECRET),
+                ("WORKER_THREADS", "0"),
+            ],
+            "WORKER_THREADS",
+        ),
     ] {
         let output = binary(dir.path(), &vars).output().unwrap();
         let line = one_line_error(&output);
@@ -1376,6 +1384,8 @@ async fn the_binary_serves_with_cost_12_stops_on_sigterm_and_sets_roles() {
             ("DATA_DIR", &data),
             ("SECRET_KEY", SECRET),
             ("USER_SERVICE_ADDR", &addr),
+            // The single-threaded runtime compose.yaml and the benchmark use.
+            ("WORKER_THREADS", "1"),
         ],
     )
     .stdout(Stdio::null())
