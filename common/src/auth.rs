@@ -225,6 +225,15 @@ impl Sessions {
             .and_then(|raw| serde_json::from_str(&raw).ok()))
     }
 
+    /// The live session a verified token names: `SessionEnded` when it is gone or belongs
+    /// to another user.
+    pub async fn live_for(&self, claims: &Claims) -> Result<SessionData, AuthError> {
+        match self.get(&claims.sid).await? {
+            Some(session) if session.user_id.to_string() == claims.sub => Ok(session),
+            _ => Err(AuthError::SessionEnded),
+        }
+    }
+
     /// Whether the session store answers (for readiness checks).
     pub async fn ping(&self) -> Result<(), KvError> {
         self.kv.ping().await
@@ -261,10 +270,8 @@ impl Authenticator {
     /// The claims and session of a valid token whose session is live.
     pub async fn authenticate(&self, token: &str) -> Result<(Claims, SessionData), AuthError> {
         let claims = self.verifier.verify(token)?;
-        match self.sessions.get(&claims.sid).await? {
-            Some(session) if session.user_id.to_string() == claims.sub => Ok((claims, session)),
-            _ => Err(AuthError::SessionEnded),
-        }
+        let session = self.sessions.live_for(&claims).await?;
+        Ok((claims, session))
     }
 }
 

@@ -162,11 +162,7 @@ impl TokenCheck {
             }
         }
         let ticket = self.cache.ticket(&claims.sid);
-        let session = match self.sessions.get(&claims.sid).await {
-            Ok(Some(session)) if session.user_id.to_string() == claims.sub => session,
-            Ok(_) => return Err(Rejection::SessionEnded),
-            Err(e) => return Err(rejection(AuthError::Unavailable(e))),
-        };
+        let session = self.sessions.live_for(&claims).await.map_err(rejection)?;
         let identity = Identity {
             user_id: HeaderValue::from(session.user_id),
             username: header_value(&session.username)?,

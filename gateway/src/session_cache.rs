@@ -150,18 +150,10 @@ impl<T: Clone> SessionCache<T> {
         self.forget_all();
     }
 
-    /// Whether entries are being served (the feed is subscribed).
-    pub fn is_listening(&self) -> bool {
-        self.listening.load(Ordering::Acquire)
-    }
-
     /// How many entries are held (fresh or not yet swept).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         (0..SHARDS).map(|i| self.read(i).entries.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -198,7 +190,7 @@ mod tests {
         cache.start_listening();
         assert_eq!(cache.get("a"), None, "nothing survives a resubscription");
         assert_eq!(cache.get("b"), None, "a lookup from before is not cached");
-        assert!(cache.is_empty());
+        assert_eq!(cache.len(), 0);
     }
 
     #[test]
