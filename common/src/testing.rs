@@ -111,6 +111,14 @@ pub async fn redis_kv(url: &str, prefix: &str) -> Kv {
         .expect("TEST_REDIS_URL is a valid Redis URL")
 }
 
+/// Redis at `url` reached through a [`CuttableProxy`], under a fresh prefix for `label`: cut
+/// the proxy to take the store down for this test alone.
+pub async fn redis_behind_proxy(url: &str, label: &str) -> (CuttableProxy, Kv) {
+    let proxy = CuttableProxy::start(host_port(url)).await;
+    let kv = redis_kv(&via(url, proxy.addr()), &unique_prefix(label)).await;
+    (proxy, kv)
+}
+
 /// A TCP proxy on 127.0.0.1 that forwards to `target` until cut, then refuses and drops
 /// every connection until restored.
 #[derive(Clone)]

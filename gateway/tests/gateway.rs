@@ -596,12 +596,7 @@ async fn the_session_cache_is_kept_fresh_by_announcements_logouts_and_the_feed()
         eprintln!("TEST_REDIS_URL not set: the session cache (Redis only) is not exercised");
         return;
     };
-    let proxy = common::testing::CuttableProxy::start(common::testing::host_port(&redis_url)).await;
-    let kv = common::testing::redis_kv(
-        &common::testing::via(&redis_url, proxy.addr()),
-        &common::testing::unique_prefix("gw-cache"),
-    )
-    .await;
+    let (proxy, kv) = common::testing::redis_behind_proxy(&redis_url, "gw-cache").await;
     let upstream = Upstream::start("a");
     let mut config = test_config(&[&upstream]);
     // Far longer than any wait below: whatever is refused was evicted, not expired.
@@ -677,12 +672,7 @@ async fn an_unreachable_session_store_fails_closed_and_recovers() {
         eprintln!("TEST_REDIS_URL not set: the Redis outage case is not exercised");
         return;
     };
-    let proxy = common::testing::CuttableProxy::start(common::testing::host_port(&redis_url)).await;
-    let kv = common::testing::redis_kv(
-        &common::testing::via(&redis_url, proxy.addr()),
-        &common::testing::unique_prefix("gw-kv-down"),
-    )
-    .await;
+    let (proxy, kv) = common::testing::redis_behind_proxy(&redis_url, "gw-kv-down").await;
     let upstream = Upstream::start("a");
     let gw = start(test_config(&[&upstream]), kv.clone()).await;
     let token = login(&kv, "sid-3").await;

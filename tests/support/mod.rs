@@ -83,12 +83,7 @@ pub async fn start(
         Backend::External => {
             let pg = common::testing::postgres_url().expect("TEST_DATABASE_URL");
             let redis = common::testing::redis_url().expect("TEST_REDIS_URL");
-            let proxy = CuttableProxy::start(common::testing::host_port(&redis)).await;
-            let kv = common::testing::redis_kv(
-                &common::testing::via(&redis, proxy.addr()),
-                &common::testing::unique_prefix(label),
-            )
-            .await;
+            let (proxy, kv) = common::testing::redis_behind_proxy(&redis, label).await;
             let user = TestDb::Postgres(common::db::testing::TestSchema::new(
                 &pg,
                 &format!("{label}_u"),

@@ -11,7 +11,7 @@ use common::db::testing::TestSchema;
 use common::db::DbConfig;
 use common::kv::Kv;
 use common::server::{shutdown_channel, ShutdownTrigger};
-use common::testing::{self, CuttableProxy, TestDb};
+use common::testing::{self, TestDb};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::header::{
     HeaderMap, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE,
@@ -1164,12 +1164,7 @@ async fn a_session_store_outage_fails_closed_and_recovers() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let proxy = CuttableProxy::start(testing::host_port(&redis_url)).await;
-    let kv = testing::redis_kv(
-        &testing::via(&redis_url, proxy.addr()),
-        &testing::unique_prefix("outage"),
-    )
-    .await;
+    let (proxy, kv) = testing::redis_behind_proxy(&redis_url, "outage").await;
     let config = Config::for_tests(DbConfig::sqlite(dir.path(), "outage.sqlite"), SECRET);
     let app = TestApp::spawn(config, kv).await;
     app.register("alice", "alice@example.com", PASSWORD).await;
