@@ -75,12 +75,17 @@ impl Route {
     }
 }
 
-/// Routes a raw request target (`/path?query`, as received on the wire).
-pub fn route(target: &[u8]) -> Route {
-    let path = match target.iter().position(|&b| b == b'?' || b == b'#') {
+/// The path of a raw request target (`/path?query`, as received on the wire).
+fn path_of(target: &[u8]) -> &[u8] {
+    match target.iter().position(|&b| b == b'?' || b == b'#') {
         Some(end) => &target[..end],
         None => target,
-    };
+    }
+}
+
+/// Routes a raw request target (`/path?query`, as received on the wire).
+pub fn route(target: &[u8]) -> Route {
+    let path = path_of(target);
     if !is_unambiguous(path) {
         return Route::NotFound;
     }
@@ -127,11 +132,7 @@ pub fn route(target: &[u8]) -> Route {
 /// True for the request that ends the caller's session (`POST /auth/logout`), whose success
 /// the gateway acts on by forgetting that session at once.
 pub fn ends_session(method: &http::Method, target: &[u8]) -> bool {
-    let path = match target.iter().position(|&b| b == b'?' || b == b'#') {
-        Some(end) => &target[..end],
-        None => target,
-    };
-    method == http::Method::POST && matches!(path, b"/auth/logout" | b"/auth/logout/")
+    method == http::Method::POST && matches!(path_of(target), b"/auth/logout" | b"/auth/logout/")
 }
 
 /// True when `path` can be read only one way: absolute, printable ASCII, no backslash, no
