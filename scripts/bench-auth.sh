@@ -49,7 +49,9 @@ export LOGIN_MAX_FAILURES_PER_IP=1000000 LOGIN_MAX_FAILURES_PER_ACCOUNT=1000000
 export WORKER_THREADS=${WORKER_THREADS:-1}
 
 target/release/user-service >"$WORK/user.log" 2>&1 & PIDS+=($!)
+USER_PID=$!
 target/release/app-service >"$WORK/app.log" 2>&1 & PIDS+=($!)
+APP_PID=$!
 target/release/gateway >"$WORK/gateway.log" 2>&1 & PIDS+=($!)
 GATEWAY_PID=$!
 # Pingora with no logic of its own, one thread per CPU like the gateway's default.
@@ -91,7 +93,6 @@ wait_for http://127.0.0.1:18080/healthz
 wait_for http://127.0.0.1:18004/healthz
 wait_for http://127.0.0.1:18005/healthz
 NGINX_PIDS=$(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')
-USER_PID=${PIDS[0]} APP_PID=${PIDS[1]}
 
 PASSWORD="bench-password-123"
 curl -fs -X POST http://127.0.0.1:18000/auth/register/ -H 'content-type: application/json' \
