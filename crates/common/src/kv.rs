@@ -192,6 +192,54 @@ impl Kv {
         }
     }
 
+    /// Adds `member` to the set at `key`, which lives at least `ttl` from now (an existing
+    /// longer life is kept).
+    pub async fn add_to_set(&self, key: &str, member: &str, ttl: Duration) -> Result<(), KvError> {
+        let key = self.key(key);
+        match &self.backend {
+            Backend::Redis(Redis { conn, .. }) => {
+                let ms = ttl.as_millis().max(1) as u64;
+                let _: (u64, u64, u64) = redis::pipe()
+                    .atomic()
+                    .cmd("SADD")
+                    .arg(&key)
+                    .arg(member)
+                    .cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(ms)
+                    .arg("NX")
+                    .cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(ms)
+                    .arg("GT")
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok(())
+            }
+            Backend::Memory(map) => {
+                map.add_to_set(key, member, ttl);
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes the set at `key` and returns its members, in one step.
+    pub async fn take_set(&self, key: &str) -> Result<Vec<String>, KvError> {
+        let key = self.key(key);
+        match &self.backend {
+            Backend::Redis(Redis { conn, .. }) => {
+                let (members, _): (Vec<String>, u64) = redis::pipe()
+                    .atomic()
+                    .smembers(&key)
+                    .del(&key)
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok(members)
+            }
+            Backend::Memory(map) => Ok(map.take_set(&key)),
+        }
+    }
+
     /// Subscribes to `channel` (prefixed like keys) on a connection of its own. `None` for
     /// the in-process store, which publishes nothing: a caller must not cache what it
     /// cannot hear about.
@@ -286,6 +334,7 @@ struct MemoryMap {
 #[derive(Default)]
 struct MemoryInner {
     entries: HashMap<String, (String, Instant)>,
+    sets: HashMap<String, (std::collections::HashSet<String>, Instant)>,
     writes_since_sweep: usize,
 }
 
@@ -344,6 +393,30 @@ impl MemoryMap {
         (count, remaining)
     }
 
+    fn add_to_set(&self, key: String, member: &str, ttl: Duration) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let until = now + ttl;
+        let entry = inner
+            .sets
+            .entry(key)
+            .or_insert_with(|| (Default::default(), until));
+        if entry.1 <= now {
+            entry.0.clear();
+        }
+        entry.1 = entry.1.max(until);
+        entry.0.insert(member.to_owned());
+        inner.after_write(now);
+    }
+
+    fn take_set(&self, key: &str) -> Vec<String> {
+        let now = Instant::now();
+        match self.lock().sets.remove(key) {
+            Some((members, until)) if until > now => members.into_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn counter(&self, key: &str) -> (u64, Duration) {
         let now = Instant::now();
         let inner = self.lock();
@@ -362,6 +435,7 @@ impl MemoryInner {
         if self.writes_since_sweep >= SWEEP_EVERY_WRITES {
             self.writes_since_sweep = 0;
             self.entries.retain(|_, (_, exp)| *exp > now);
+            self.sets.retain(|_, (_, exp)| *exp > now);
         }
     }
 }
@@ -414,5 +488,16 @@ mod tests {
         assert_eq!(kv.counter("c").await.unwrap().0, 2);
         assert!(kv.del("c").await.unwrap());
         assert_eq!(kv.counter("c").await.unwrap().0, 0);
+
+        kv.add_to_set("s", "a", Duration::from_secs(60))
+            .await
+            .unwrap();
+        kv.add_to_set("s", "b", Duration::from_millis(1))
+            .await
+            .unwrap();
+        let mut members = kv.take_set("s").await.unwrap();
+        members.sort();
+        assert_eq!(members, ["a", "b"], "a shorter ttl keeps the longer life");
+        assert!(kv.take_set("s").await.unwrap().is_empty());
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! `ValidJson<T>` and `ValidForm<T>` parse the body, report each field that failed to parse
 //! (422 with its location), then run the type's own [`Validate`] rules and report every field
-//! that breaks them at once, so a client sees all its mistakes in one answer.
+//! that breaks them at once, so a client sees all its mistakes in one answer. The handler gets
+//! the body's valid form (`T::Valid`), e.g. a request carrying a checked IDNO.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -11,13 +12,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use crate::error::{json_error, validation_error, FieldError};
+pub use api::{Check, Validate};
 
-/// Field rules of a request body, checked after it parsed.
-pub trait Validate {
-    /// Every broken rule; empty when the value is valid.
-    fn validate(&self) -> Vec<FieldError>;
-}
+use crate::error::{json_error, validation_error, FieldError};
 
 /// Why a body was refused.
 #[derive(Debug)]
@@ -63,9 +60,9 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// A JSON body of type `T`, parsed and validated.
+/// A JSON body of type `T`, parsed and validated; holds its valid form.
 #[derive(Debug, Clone)]
-pub struct ValidJson<T>(pub T);
+pub struct ValidJson<T: Validate>(pub T::Valid);
 
 impl<T, S> FromRequest<S> for ValidJson<T>
 where
@@ -76,14 +73,14 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await?;
-        let value = parse_json::<T>(&bytes)?;
-        check(value).map(ValidJson)
+        valid_json::<T>(&bytes).map(ValidJson)
     }
 }
 
-/// A form-encoded body (`application/x-www-form-urlencoded`) of type `T`, parsed and validated.
+/// A form-encoded body (`application/x-www-form-urlencoded`) of type `T`, parsed and
+/// validated; holds its valid form.
 #[derive(Debug, Clone)]
-pub struct ValidForm<T>(pub T);
+pub struct ValidForm<T: Validate>(pub T::Valid);
 
 impl<T, S> FromRequest<S> for ValidForm<T>
 where
@@ -95,17 +92,18 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await?;
         let value = parse_form::<T>(&bytes)?;
-        check(value).map(ValidForm)
+        value
+            .validate()
+            .map(ValidForm)
+            .map_err(BodyRejection::Invalid)
     }
 }
 
-fn check<T: Validate>(value: T) -> Result<T, BodyRejection> {
-    let errors = value.validate();
-    if errors.is_empty() {
-        Ok(value)
-    } else {
-        Err(BodyRejection::Invalid(errors))
-    }
+/// Parses and validates a JSON body (for handlers that read the bytes themselves).
+pub fn valid_json<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T::Valid, BodyRejection> {
+    parse_json::<T>(bytes)?
+        .validate()
+        .map_err(BodyRejection::Invalid)
 }
 
 /// Parses JSON, naming the failing field the way FastAPI does.

@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
 
-use crate::config::{redact_url, ConfigError};
+use common::config::{redact_url, ConfigError};
 
 /// A pool on one of the two backends.
 #[derive(Clone, Debug)]
@@ -47,8 +47,8 @@ impl DbConfig {
     /// `DATABASE_ACQUIRE_TIMEOUT_MS`, `DATABASE_STATEMENT_TIMEOUT_MS` and `DATA_DIR`; the
     /// SQLite file is `DATA_DIR/<sqlite_file>`. `prefix` is e.g. `USER_SERVICE`.
     pub fn from_env(prefix: &str, sqlite_file: &str) -> Result<Self, ConfigError> {
-        use crate::config::var;
-        let data_dir = PathBuf::from(crate::config::var_or("DATA_DIR", "data"));
+        use common::config::var;
+        let data_dir = PathBuf::from(common::config::var_or("DATA_DIR", "data"));
         let url_var = format!("{prefix}_DATABASE_URL");
         let (url_name, url) = match var(&url_var) {
             Some(u) => (url_var, Some(u)),
@@ -66,9 +66,9 @@ impl DbConfig {
             url,
             schema: var(&format!("{prefix}_DATABASE_SCHEMA")).or_else(|| var("DATABASE_SCHEMA")),
             sqlite_path: data_dir.join(sqlite_file),
-            max_connections: crate::config::parse_or("DATABASE_MAX_CONNECTIONS", 10)?,
-            acquire_timeout: crate::config::millis_or("DATABASE_ACQUIRE_TIMEOUT_MS", 3000)?,
-            statement_timeout: crate::config::millis_or("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?,
+            max_connections: common::config::parse_or("DATABASE_MAX_CONNECTIONS", 10)?,
+            acquire_timeout: common::config::millis_or("DATABASE_ACQUIRE_TIMEOUT_MS", 3000)?,
+            statement_timeout: common::config::millis_or("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?,
         })
     }
 
@@ -109,6 +109,18 @@ impl Db {
             Some(url) => connect_postgres(url, config).await.map(Db::Postgres),
             None => connect_sqlite(config).await.map(Db::Sqlite),
         }
+    }
+
+    /// Connects ([`Db::connect`]) and applies the service's migrations for the backend:
+    /// what every service does at start-up.
+    pub async fn open(
+        config: &DbConfig,
+        postgres: &Migrator,
+        sqlite: &Migrator,
+    ) -> Result<Self, DbStartError> {
+        let db = Self::connect(config).await?;
+        db.migrate(postgres, sqlite).await?;
+        Ok(db)
     }
 
     /// Applies the service's migrations for this backend.
@@ -259,40 +271,4 @@ macro_rules! with_db {
             $crate::db::Db::Sqlite($pool) => $body,
         }
     };
-}
-
-/// Test support: a unique PostgreSQL schema per test, dropped by [`TestSchema::drop_now`].
-pub mod testing {
-    use super::*;
-
-    /// A schema created for one test.
-    pub struct TestSchema {
-        pub url: String,
-        pub name: String,
-    }
-
-    impl TestSchema {
-        /// A fresh schema name under `url` (created when the service connects).
-        pub fn new(url: &str, label: &str) -> Self {
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            Self {
-                url: url.to_owned(),
-                name: format!("t_{label}_{}", &id[..12]),
-            }
-        }
-
-        pub fn config(&self) -> DbConfig {
-            DbConfig::postgres(&self.url, Some(&self.name))
-        }
-
-        /// Drops the schema and everything in it.
-        pub async fn drop_now(&self) {
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&self.url).await {
-                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name))
-                    .execute(&mut conn)
-                    .await;
-                let _ = conn.close().await;
-            }
-        }
-    }
 }

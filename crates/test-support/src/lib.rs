@@ -1,31 +1,36 @@
-//! Test support shared by every crate's integration tests.
+//! Test support for every crate's tests; a dev-dependency only, never linked into a
+//! production binary.
 //!
 //! Backends: SQLite and the in-process store always; PostgreSQL and Redis when
 //! `TEST_DATABASE_URL` / `TEST_REDIS_URL` are set. With `REQUIRE_EXTERNAL_BACKENDS=1` (as
 //! `.ci/run` sets) a missing URL fails the test instead of leaving the backend untested.
 //!
-//! [`CuttableProxy`] sits between a service and a real dependency so a test can take the
-//! dependency "down" and bring it back without touching the shared server.
+//! - [`TestDb`]: a database for one test; a PostgreSQL schema is dropped when the value goes
+//!   away, even when the test panicked.
+//! - [`backends`]: each database backend paired with a key-value backend.
+//! - [`sign_hs256`]: a token signed with a shared secret, for tests that forge or craft one.
+//! - [`CuttableProxy`]: sits between a service and a real dependency so a test can take the
+//!   dependency "down" and bring it back without touching the shared server.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use common::kv::{Kv, RedisTimeouts};
+use service_kit::db::DbConfig;
+use sqlx::Connection;
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use crate::db::testing::TestSchema;
-use crate::db::DbConfig;
-use crate::kv::{Kv, RedisTimeouts};
-
 fn required() -> bool {
-    crate::config::var("REQUIRE_EXTERNAL_BACKENDS").is_some_and(|v| v == "1" || v == "true")
+    common::config::var("REQUIRE_EXTERNAL_BACKENDS").is_some_and(|v| v == "1" || v == "true")
 }
 
 fn external(var: &str) -> Option<String> {
-    let value = crate::config::var(var);
+    let value = common::config::var(var);
     assert!(
         value.is_some() || !required(),
         "REQUIRE_EXTERNAL_BACKENDS is set but {var} is not: this backend would go untested"
@@ -43,18 +48,80 @@ pub fn redis_url() -> Option<String> {
     external("TEST_REDIS_URL")
 }
 
-/// A unique key prefix for one test.
+/// A unique key prefix (and schema suffix) for one test.
 pub fn unique_prefix(label: &str) -> String {
     format!("test:{label}:{}:", uuid::Uuid::new_v4().simple())
 }
 
-/// A database for one test: a SQLite file in `dir`, or a fresh PostgreSQL schema.
+/// A PostgreSQL schema for one test: created when a service connects with [`Self::config`],
+/// dropped with everything in it when this value is dropped (also after a panic).
+pub struct TestSchema {
+    pub url: String,
+    pub name: String,
+}
+
+impl TestSchema {
+    /// A fresh schema name under `url`.
+    pub fn new(url: &str, label: &str) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let label: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(32)
+            .collect();
+        Self {
+            url: url.to_owned(),
+            name: format!("t_{label}_{}", &id[..12]),
+        }
+    }
+
+    pub fn config(&self) -> DbConfig {
+        DbConfig::postgres(&self.url, Some(&self.name))
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        // `Drop` cannot await: drop the schema on a thread with a runtime of its own, which
+        // works whether or not the dropping thread is inside a runtime.
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                        .execute(&mut conn)
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A database for one test: a SQLite file, or a fresh PostgreSQL schema.
 pub enum TestDb {
     Sqlite(DbConfig),
     Postgres(TestSchema),
 }
 
 impl TestDb {
+    /// SQLite in `dir/<file>`.
+    pub fn sqlite(dir: &Path, file: &str) -> Self {
+        TestDb::Sqlite(DbConfig::sqlite(dir, file))
+    }
+
+    /// A fresh schema under `TEST_DATABASE_URL`, when set.
+    pub fn postgres(label: &str) -> Option<Self> {
+        postgres_url().map(|url| TestDb::Postgres(TestSchema::new(&url, label)))
+    }
+
     pub fn config(&self) -> DbConfig {
         match self {
             TestDb::Sqlite(c) => c.clone(),
@@ -68,24 +135,12 @@ impl TestDb {
             TestDb::Postgres(_) => "postgres",
         }
     }
-
-    /// Drops the PostgreSQL schema (SQLite files go with their temporary directory).
-    pub async fn cleanup(&self) {
-        if let TestDb::Postgres(s) = self {
-            s.drop_now().await;
-        }
-    }
 }
 
 /// Every database backend to test against: SQLite in `dir`, plus PostgreSQL when configured.
 pub fn databases(dir: &Path, label: &str) -> Vec<TestDb> {
-    let mut dbs = vec![TestDb::Sqlite(DbConfig::sqlite(
-        dir,
-        &format!("{label}.sqlite"),
-    ))];
-    if let Some(url) = postgres_url() {
-        dbs.push(TestDb::Postgres(TestSchema::new(&url, label)));
-    }
+    let mut dbs = vec![TestDb::sqlite(dir, &format!("{label}.sqlite"))];
+    dbs.extend(TestDb::postgres(label));
     dbs
 }
 
@@ -100,11 +155,29 @@ pub async fn key_values(label: &str) -> Vec<Kv> {
     kvs
 }
 
+/// Each database backend paired with a key-value backend: SQLite with the in-process store
+/// always; PostgreSQL with Redis when configured (a backend missing on one side is paired with
+/// the local one of the other).
+pub async fn backends(dir: &Path, label: &str) -> Vec<(TestDb, Kv)> {
+    let mut dbs = databases(dir, label);
+    let mut kvs = key_values(label).await;
+    while dbs.len() < kvs.len() {
+        dbs.push(TestDb::sqlite(
+            dir,
+            &format!("{label}-{}.sqlite", dbs.len()),
+        ));
+    }
+    while kvs.len() < dbs.len() {
+        kvs.push(Kv::memory(&unique_prefix(label)));
+    }
+    dbs.into_iter().zip(kvs).collect()
+}
+
 /// Redis at `url` under `prefix`, with short timeouts so "down" is noticed quickly.
 pub async fn redis_kv(url: &str, prefix: &str) -> Kv {
     let timeouts = RedisTimeouts {
-        connect: std::time::Duration::from_millis(500),
-        response: std::time::Duration::from_millis(500),
+        connect: Duration::from_millis(500),
+        response: Duration::from_millis(500),
     };
     Kv::redis(url, prefix, timeouts)
         .await
@@ -117,6 +190,25 @@ pub async fn redis_behind_proxy(url: &str, label: &str) -> (CuttableProxy, Kv) {
     let proxy = CuttableProxy::start(host_port(url)).await;
     let kv = redis_kv(&via(url, proxy.addr()), &unique_prefix(label)).await;
     (proxy, kv)
+}
+
+/// `claims` signed with `secret` (HMAC), as an issuer sharing that secret would sign them.
+pub fn sign_hmac(
+    claims: &impl serde::Serialize,
+    algorithm: jsonwebtoken::Algorithm,
+    secret: &str,
+) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(algorithm),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("claims serialise")
+}
+
+/// [`sign_hmac`] with HS256, the platform's default algorithm.
+pub fn sign_hs256(claims: &impl serde::Serialize, secret: &str) -> String {
+    sign_hmac(claims, jsonwebtoken::Algorithm::HS256, secret)
 }
 
 /// A TCP proxy on 127.0.0.1 that forwards to `target` until cut, then refuses and drops

@@ -4,12 +4,11 @@
 //! lives here once: 13 digits whose last is a check digit, the sum of the first twelve
 //! weighted 7, 3, 1, 7, 3, 1, … taken modulo 10.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::FieldError;
-use crate::extract::Validate;
+use crate::error::{FieldError, Validate};
 
 /// Number of digits in a Moldovan IDNO.
 pub const IDNO_LEN: usize = 13;
@@ -53,20 +52,83 @@ impl std::fmt::Display for IdnoError {
 
 impl std::error::Error for IdnoError {}
 
-/// Checks a Moldovan IDNO: 13 ASCII digits, the last being the check digit of the first
-/// twelve (weights 7, 3, 1 repeated, sum mod 10). `1008600038413` is valid.
-pub fn check_idno(idno: &str) -> Result<(), IdnoError> {
-    let bytes = idno.as_bytes();
-    if !bytes.iter().all(u8::is_ascii_digit) {
-        return Err(IdnoError::NotDigits);
+/// A Moldovan IDNO that passed its check: 13 ASCII digits, the last being the check digit of
+/// the first twelve (weights 7, 3, 1 repeated, sum mod 10). `1008600038413` is valid.
+///
+/// The only way to get one is [`Idno::parse`], so a value of this type is the proof that the
+/// rule was checked: services parse it once, where the IDNO enters (a request, the command
+/// line), and pass the `Idno` on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Idno(String);
+
+impl Idno {
+    /// Checks `raw` exactly as given (no trimming).
+    pub fn parse(raw: &str) -> Result<Idno, IdnoError> {
+        let bytes = raw.as_bytes();
+        if !bytes.iter().all(u8::is_ascii_digit) {
+            return Err(IdnoError::NotDigits);
+        }
+        if bytes.len() != IDNO_LEN {
+            return Err(IdnoError::Length);
+        }
+        if check_digit(&bytes[..IDNO_LEN - 1]) == bytes[IDNO_LEN - 1] - b'0' {
+            Ok(Idno(raw.to_owned()))
+        } else {
+            Err(IdnoError::CheckDigit)
+        }
     }
-    if bytes.len() != IDNO_LEN {
-        return Err(IdnoError::Length);
+
+    /// Parses the value of a request field at `loc` (e.g. `["path", "idno"]`), or the 422
+    /// field error for it.
+    pub fn parse_at(raw: &str, loc: &[&str]) -> Result<Idno, FieldError> {
+        Idno::parse(raw).map_err(|e| e.at(loc))
     }
-    if check_digit(&bytes[..IDNO_LEN - 1]) == bytes[IDNO_LEN - 1] - b'0' {
-        Ok(())
-    } else {
-        Err(IdnoError::CheckDigit)
+
+    /// A valid IDNO made of `stem` (twelve ASCII digits) and its check digit: for tests,
+    /// benchmarks and fixtures.
+    pub fn from_stem(stem: &str) -> Idno {
+        assert!(
+            stem.len() == IDNO_LEN - 1 && stem.bytes().all(|b| b.is_ascii_digit()),
+            "a 12-digit stem"
+        );
+        Idno(format!("{stem}{}", check_digit(stem.as_bytes())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Idno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Idno {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// [`Idno::parse`] of an owned string, e.g. a column read back from a database.
+impl TryFrom<String> for Idno {
+    type Error = IdnoError;
+
+    fn try_from(raw: String) -> Result<Idno, IdnoError> {
+        Idno::parse(&raw)
+    }
+}
+
+impl IdnoError {
+    /// The 422 field error for this problem at `loc` (e.g. `["body", "idno"]`).
+    pub fn at(self, loc: &[&str]) -> FieldError {
+        FieldError::at(
+            loc.iter().map(|&l| l.into()).collect(),
+            self.kind(),
+            self.message(),
+        )
     }
 }
 
@@ -79,25 +141,6 @@ fn check_digit(stem: &[u8]) -> u8 {
         .map(|(i, b)| u32::from(b - b'0') * WEIGHTS[i % 3])
         .sum();
     (sum % 10) as u8
-}
-
-/// A valid IDNO made of `stem` (twelve ASCII digits) and its check digit — for tests,
-/// benchmarks and fixtures.
-pub fn idno_from_stem(stem: &str) -> String {
-    assert!(
-        stem.len() == IDNO_LEN - 1 && stem.bytes().all(|b| b.is_ascii_digit()),
-        "a 12-digit stem"
-    );
-    format!("{stem}{}", check_digit(stem.as_bytes()))
-}
-
-/// The 422 field error for an invalid IDNO at `loc` (e.g. `["body", "idno"]`).
-pub fn idno_field_error(loc: Vec<serde_json::Value>, err: IdnoError) -> FieldError {
-    FieldError {
-        loc,
-        msg: err.message().to_owned(),
-        kind: err.kind().to_owned(),
-    }
 }
 
 /// `POST /scrape/`: company data for an IDNO, from the cache or by a new scrape job.
@@ -118,12 +161,22 @@ pub struct ScrapeRequest {
     pub force_refresh: bool,
 }
 
+/// A scrape request whose IDNO passed its check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapeOrder {
+    pub idno: Idno,
+    pub force_refresh: bool,
+}
+
 impl Validate for ScrapeRequest {
-    fn validate(&self) -> Vec<FieldError> {
-        match check_idno(&self.idno) {
-            Ok(()) => Vec::new(),
-            Err(e) => vec![idno_field_error(vec!["body".into(), "idno".into()], e)],
-        }
+    type Valid = ScrapeOrder;
+
+    fn validate(self) -> Result<ScrapeOrder, Vec<FieldError>> {
+        let idno = Idno::parse_at(&self.idno, &["body", "idno"]).map_err(|e| vec![e])?;
+        Ok(ScrapeOrder {
+            idno,
+            force_refresh: self.force_refresh,
+        })
     }
 }
 
@@ -152,9 +205,9 @@ pub struct CompanyRecord {
     /// The page's address.
     pub source_url: Option<String>,
     /// When the page was last fetched (UTC).
-    pub fetched_at: Option<NaiveDateTime>,
+    pub fetched_at: Option<DateTime<Utc>>,
     /// When this record was (re)parsed (UTC).
-    pub transformed_at: Option<NaiveDateTime>,
+    pub transformed_at: Option<DateTime<Utc>>,
     /// The version of the parser that produced the record.
     pub parser_version: Option<String>,
 }
@@ -212,15 +265,18 @@ impl JobState {
     }
 }
 
-/// `202` answer of `POST /scrape/`: a job was queued (or one for this IDNO was already
-/// pending). `Location` names the job's status URL.
+/// `202` answer of `POST /scrape/`: a job was queued (or the caller's own job for this IDNO
+/// was already pending). `Location` names the job's status URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"success": true, "message": "Scrape job queued", "job_id": 42, "idno": "1008600038413", "state": "queued", "cached": false, "status_url": "/scrape/jobs/42"}))]
+#[schema(example = json!({"success": true, "message": "Scrape job queued", "job_id": "3f0c2a51-7d4e-4b8a-9c61-2e5f8a0b7d14", "idno": "1008600038413", "state": "queued", "cached": false, "status_url": "/scrape/jobs/3f0c2a51-7d4e-4b8a-9c61-2e5f8a0b7d14"}))]
 pub struct ScrapeAcceptedResponse {
     /// Always `true`.
     pub success: bool,
     pub message: String,
-    pub job_id: i64,
+    /// The job's id: a random UUID. A job belongs to the user who asked for it; nobody else
+    /// (but an admin) can read it.
+    #[schema(format = "uuid", example = "3f0c2a51-7d4e-4b8a-9c61-2e5f8a0b7d14")]
+    pub job_id: String,
     pub idno: String,
     pub state: JobState,
     /// Always `false`.
@@ -232,16 +288,18 @@ pub struct ScrapeAcceptedResponse {
 /// `GET /scrape/jobs/{id}`: a scrape job and, once it succeeded, its result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ScrapeJobResponse {
-    pub id: i64,
+    /// The job's id: a random UUID (see [`ScrapeAcceptedResponse::job_id`]).
+    #[schema(format = "uuid", example = "3f0c2a51-7d4e-4b8a-9c61-2e5f8a0b7d14")]
+    pub id: String,
     pub idno: String,
     pub state: JobState,
     /// Attempts started so far.
     pub attempts: i32,
     pub max_attempts: i32,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-    pub started_at: Option<NaiveDateTime>,
-    pub finished_at: Option<NaiveDateTime>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
     /// Why the last attempt failed, e.g. `company not found` or `source unreachable: …`.
     pub error: Option<String>,
     /// The company record when the job succeeded.
@@ -259,11 +317,14 @@ pub struct RetransformRequest {
 }
 
 impl Validate for RetransformRequest {
-    fn validate(&self) -> Vec<FieldError> {
-        match self.idno.as_deref().map(check_idno) {
-            Some(Err(e)) => vec![idno_field_error(vec!["body".into(), "idno".into()], e)],
-            _ => Vec::new(),
-        }
+    /// The company whose pages to re-parse; `None`: all.
+    type Valid = Option<Idno>;
+
+    fn validate(self) -> Result<Option<Idno>, Vec<FieldError>> {
+        self.idno
+            .as_deref()
+            .map(|raw| Idno::parse_at(raw, &["body", "idno"]).map_err(|e| vec![e]))
+            .transpose()
     }
 }
 
@@ -288,7 +349,44 @@ mod tests {
         // 1003600000006: 1·7 + 3·7 + 6·3 = 46, check digit 6.
         for ok in ["1008600038413", "1003600000006", "0000000000000"] {
             assert_eq!(check_idno(ok), Ok(()), "{ok}");
+            assert_eq!(Idno::parse(ok).unwrap().as_str(), ok);
         }
+        assert_eq!(Idno::from_stem("100860003841").as_str(), "1008600038413");
+        assert_eq!(
+            Idno::try_from("1008600038413".to_owned()),
+            Idno::parse("1008600038413")
+        );
+        assert_eq!(
+            Idno::try_from("1008600038414".to_owned()),
+            Err(IdnoError::CheckDigit)
+        );
+    }
+
+    fn check_idno(raw: &str) -> Result<(), IdnoError> {
+        Idno::parse(raw).map(|_| ())
+    }
+
+    #[test]
+    fn every_stem_has_exactly_one_check_digit() {
+        let mut stem: u64 = 100_860_003_841;
+        for _ in 0..500 {
+            stem = stem.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1) % 1_000_000_000_000;
+            let s = format!("{stem:012}");
+            let ok = (0..10)
+                .filter(|d| check_idno(&format!("{s}{d}")).is_ok())
+                .count();
+            assert_eq!(ok, 1, "{s}");
+        }
+    }
+
+    #[test]
+    fn field_errors_name_where_the_idno_was() {
+        let e = Idno::parse_at("abc", &["path", "idno"]).unwrap_err();
+        assert_eq!(
+            e.loc,
+            vec![serde_json::json!("path"), serde_json::json!("idno")]
+        );
+        assert_eq!(e.kind, "string_pattern_mismatch");
     }
 
     #[test]
@@ -328,17 +426,17 @@ mod tests {
     #[test]
     fn scrape_request_accepts_the_original_spelling() {
         let r: ScrapeRequest =
-            crate::extract::parse_json(br#"{"idno": "1008600038413", "forced_refresh": true}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"idno": "1008600038413", "forced_refresh": true}"#).unwrap();
         assert!(r.force_refresh);
-        let r: ScrapeRequest = crate::extract::parse_json(br#"{"idno": "1008600038413"}"#).unwrap();
+        let r: ScrapeRequest = serde_json::from_str(r#"{"idno": "1008600038413"}"#).unwrap();
         assert!(!r.force_refresh);
-        assert!(r.validate().is_empty());
+        let order = r.validate().unwrap();
+        assert_eq!(order.idno.as_str(), "1008600038413");
         let bad = ScrapeRequest {
             idno: "1008600038414".into(),
             force_refresh: false,
         };
-        let errors = bad.validate();
+        let errors = bad.validate().unwrap_err();
         assert_eq!(
             errors[0].loc,
             vec![serde_json::json!("body"), serde_json::json!("idno")]
@@ -348,11 +446,11 @@ mod tests {
 
     #[test]
     fn retransform_request_idno_is_optional() {
-        assert!(RetransformRequest::default().validate().is_empty());
+        assert_eq!(RetransformRequest::default().validate(), Ok(None));
         let r = RetransformRequest {
             idno: Some("12".into()),
         };
-        assert_eq!(r.validate()[0].kind, "string_length");
+        assert_eq!(r.validate().unwrap_err()[0].kind, "string_length");
     }
 
     #[test]

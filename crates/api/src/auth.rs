@@ -9,8 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::FieldError;
-use crate::extract::Validate;
+use crate::error::{Check, FieldError};
 
 /// Shortest accepted username, in characters.
 pub const USERNAME_MIN_CHARS: usize = 3;
@@ -27,7 +26,8 @@ pub const EMAIL_MAX_BYTES: usize = 254;
 /// Longest accepted local part (before the `@`) of an email address, in bytes.
 pub const EMAIL_LOCAL_MAX_BYTES: usize = 64;
 
-/// `POST /auth/register/`: a new account.
+/// `POST /auth/register/`: a new account, always with the role `user`. Any other field — a
+/// `role` in particular — is ignored: nobody chooses their own role.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"username": "testuser", "email": "testuser@email.com", "password": "correct horse battery"}))]
 pub struct RegisterRequest {
@@ -159,8 +159,8 @@ impl fmt::Debug for TokenForm {
     }
 }
 
-impl Validate for RegisterRequest {
-    fn validate(&self) -> Vec<FieldError> {
+impl Check for RegisterRequest {
+    fn check(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         errors.extend(check_username(&self.username));
         if let Err(reason) = check_email(&self.email) {
@@ -180,14 +180,14 @@ impl Validate for RegisterRequest {
     }
 }
 
-impl Validate for LoginRequest {
-    fn validate(&self) -> Vec<FieldError> {
+impl Check for LoginRequest {
+    fn check(&self) -> Vec<FieldError> {
         check_credentials(&self.username, &self.password)
     }
 }
 
-impl Validate for TokenForm {
-    fn validate(&self) -> Vec<FieldError> {
+impl Check for TokenForm {
+    fn check(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if !self.grant_type.is_empty() && self.grant_type != "password" {
             errors.push(FieldError::body(
@@ -391,35 +391,35 @@ mod tests {
 
     #[test]
     fn register_reports_every_bad_field() {
-        let errors = register("a b", "nope", "short").validate();
+        let errors = register("a b", "nope", "short").check();
         assert_eq!(fields(&errors), ["username", "email", "password"]);
         assert_eq!(errors[1].kind, "value_error");
         assert_eq!(errors[2].kind, "string_too_short");
         assert!(register("alice_1.x-y", "alice@example.com", "12345678")
-            .validate()
+            .check()
             .is_empty());
     }
 
     #[test]
     fn username_rules() {
         assert_eq!(
-            register("ab", "a@b.co", "12345678").validate()[0].kind,
+            register("ab", "a@b.co", "12345678").check()[0].kind,
             "string_too_short"
         );
         assert_eq!(
-            register(&"a".repeat(33), "a@b.co", "12345678").validate()[0].kind,
+            register(&"a".repeat(33), "a@b.co", "12345678").check()[0].kind,
             "string_too_long"
         );
         assert_eq!(
-            register("al!ce", "a@b.co", "12345678").validate()[0].kind,
+            register("al!ce", "a@b.co", "12345678").check()[0].kind,
             "string_pattern_mismatch"
         );
         assert_eq!(
-            register("al@ce", "a@b.co", "12345678").validate()[0].kind,
+            register("al@ce", "a@b.co", "12345678").check()[0].kind,
             "string_pattern_mismatch"
         );
         assert!(register(&"a".repeat(32), "a@b.co", "12345678")
-            .validate()
+            .check()
             .is_empty());
     }
 
@@ -427,9 +427,9 @@ mod tests {
     fn password_length_counts_characters_and_never_truncates() {
         // 128 multi-byte characters are fine (512 bytes); 129 are refused, not cut.
         assert!(register("alice", "a@b.co", &"é".repeat(128))
-            .validate()
+            .check()
             .is_empty());
-        let errors = register("alice", "a@b.co", &"é".repeat(129)).validate();
+        let errors = register("alice", "a@b.co", &"é".repeat(129)).check();
         assert_eq!(errors[0].kind, "string_too_long");
         assert_eq!(errors[0].msg, "String should have at most 128 characters");
     }
@@ -437,16 +437,16 @@ mod tests {
     #[test]
     fn token_form_rules() {
         let form: TokenForm =
-            crate::extract::parse_form(b"username=alice&password=secret&scope=").unwrap();
-        assert!(form.validate().is_empty());
+            serde_urlencoded::from_bytes(b"username=alice&password=secret&scope=").unwrap();
+        assert!(form.check().is_empty());
         let form: TokenForm =
-            crate::extract::parse_form(b"grant_type=client_credentials&username=&password=x")
+            serde_urlencoded::from_bytes(b"grant_type=client_credentials&username=&password=x")
                 .unwrap();
-        assert_eq!(fields(&form.validate()), ["grant_type", "username"]);
+        assert_eq!(fields(&form.check()), ["grant_type", "username"]);
         let form: TokenForm =
-            crate::extract::parse_form(b"grant_type=password&username=a&password=b&client_id=c")
+            serde_urlencoded::from_bytes(b"grant_type=password&username=a&password=b&client_id=c")
                 .unwrap();
-        assert!(form.validate().is_empty());
+        assert!(form.check().is_empty());
     }
 
     #[test]
