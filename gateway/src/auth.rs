@@ -2,101 +2,27 @@
 //!
 //! The same checks as [`common::auth::Authenticator`] — signature, algorithm allow-list,
 //! expiry, issuer, audience, then the live session — made for the edge: the keys may arrive
-//! later (EdDSA keys come from the issuer's JWKS), live sessions are remembered in a
-//! [`SessionCache`] kept fresh by the store's announcements of ended sessions, the result is
-//! turned into the header values forwarded upstream, and every refusal maps to one fixed
-//! response. The signature is checked before anything else, so a forged or expired token
-//! never costs a Redis round trip.
+//! later (EdDSA keys come from the issuer's JWKS), and live sessions are remembered in a
+//! [`SessionCache`] kept fresh by the store's announcements of ended sessions. A refusal is a
+//! [`common::auth::AuthError`], answered the way every service answers it. The signature is
+//! checked before anything else, so a forged or expired token never costs a Redis round trip.
+//!
+//! Nothing is derived from the token for the upstream: every service verifies the token
+//! itself, and the gateway forwards no identity headers (it removes any a client sends).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use common::auth::{bearer_token, AuthError, Sessions, TokenVerifier};
-use http::HeaderValue;
+use common::auth::{token_of, AuthError, Claims, Sessions, TokenVerifier};
 
 use crate::session_cache::SessionCache;
-
-/// The verified caller, as the header values set on the upstream request.
-#[derive(Clone, Debug)]
-pub struct Identity {
-    /// `x-user-id`
-    pub user_id: HeaderValue,
-    /// `x-username`
-    pub username: HeaderValue,
-    /// `x-user-role`
-    pub role: HeaderValue,
-    /// `x-session-id`
-    pub session_id: HeaderValue,
-}
-
-/// Why a request to a protected route is answered by the gateway instead of forwarded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rejection {
-    /// No bearer token was sent: 401 with `WWW-Authenticate: Bearer`.
-    Missing,
-    /// The token's `exp` has passed: 401, `invalid_token`.
-    Expired,
-    /// Bad signature, algorithm, issuer, audience or shape: 401, `invalid_token`.
-    Invalid,
-    /// The session was ended (logout) or never existed: 401, `invalid_token`.
-    SessionEnded,
-    /// The session store did not answer: 503. The gateway fails closed.
-    StoreUnavailable,
-    /// The verification keys are not loaded yet (EdDSA, JWKS not fetched): 503.
-    KeysUnavailable,
-}
-
-/// `(detail, JSON body)` pairs built at compile time, so a refusal costs no allocation.
-macro_rules! detail {
-    ($text:literal) => {
-        ($text, concat!("{\"detail\":\"", $text, "\"}").as_bytes())
-    };
-}
-
-impl Rejection {
-    pub fn status(self) -> u16 {
-        match self {
-            Rejection::StoreUnavailable | Rejection::KeysUnavailable => 503,
-            _ => 401,
-        }
-    }
-
-    fn texts(self) -> (&'static str, &'static [u8]) {
-        match self {
-            Rejection::Missing => detail!("Not authenticated"),
-            Rejection::Expired => detail!("Token has expired"),
-            Rejection::Invalid => detail!("Invalid token"),
-            Rejection::SessionEnded => detail!("Session has ended"),
-            Rejection::StoreUnavailable => detail!("Session store unavailable"),
-            Rejection::KeysUnavailable => detail!("Authentication unavailable"),
-        }
-    }
-
-    /// The `detail` of the JSON body.
-    pub fn detail(self) -> &'static str {
-        self.texts().0
-    }
-
-    /// The whole JSON body, `{"detail":"..."}`.
-    pub fn body(self) -> &'static [u8] {
-        self.texts().1
-    }
-
-    /// The `WWW-Authenticate` challenge of a 401.
-    pub fn challenge(self) -> Option<&'static str> {
-        match self {
-            Rejection::Missing => Some("Bearer"),
-            Rejection::StoreUnavailable | Rejection::KeysUnavailable => None,
-            _ => Some("Bearer error=\"invalid_token\""),
-        }
-    }
-}
 
 /// Verifies bearer tokens and their sessions; shared by every request of a gateway.
 pub struct TokenCheck {
     verifier: OnceLock<Arc<TokenVerifier>>,
     sessions: Sessions,
-    cache: SessionCache<Identity>,
+    /// Live sessions by id, with the user id they belong to (compared with `sub`).
+    cache: SessionCache<i64>,
 }
 
 impl TokenCheck {
@@ -148,31 +74,26 @@ impl TokenCheck {
     }
 
     /// Checks the `Authorization` header value (raw bytes, as received): the token itself
-    /// every time, its session in the cache or else in the store.
-    pub async fn check(&self, authorization: Option<&[u8]>) -> Result<Identity, Rejection> {
-        let token = authorization
-            .and_then(|raw| std::str::from_utf8(raw).ok())
-            .and_then(bearer_token)
-            .ok_or(Rejection::Missing)?;
-        let verifier = self.verifier.get().ok_or(Rejection::KeysUnavailable)?;
-        let claims = verifier.verify(token).map_err(rejection)?;
-        if let Some(identity) = self.cache.get(&claims.sid) {
-            if identity.user_id.as_bytes() == claims.sub.as_bytes() {
-                return Ok(identity);
+    /// every time, its session in the cache or else in the store. Returns the verified claims.
+    pub async fn check(&self, authorization: Option<&[u8]>) -> Result<Claims, AuthError> {
+        let token = token_of(authorization)?;
+        let verifier = self.verifier.get().ok_or(AuthError::KeysUnavailable)?;
+        let claims = verifier.verify(token)?;
+        if let Some(user_id) = self.cache.get(&claims.sid) {
+            if claims.sub.parse() == Ok(user_id) {
+                return Ok(claims);
             }
         }
         let ticket = self.cache.ticket(&claims.sid);
-        let session = self.sessions.live_for(&claims).await.map_err(rejection)?;
-        let identity = Identity {
-            user_id: HeaderValue::from(session.user_id),
-            username: header_value(&session.username)?,
-            role: header_value(&session.role)?,
-            session_id: header_value(&claims.sid)?,
-        };
+        let session = self.sessions.live_for(&claims).await.inspect_err(|e| {
+            if let AuthError::Unavailable(cause) = e {
+                tracing::warn!(error = %cause, "session store unavailable; refusing protected request");
+            }
+        })?;
         if let Some(ticket) = ticket {
-            self.cache.insert(&claims.sid, identity.clone(), ticket);
+            self.cache.insert(&claims.sid, session.user_id, ticket);
         }
-        Ok(identity)
+        Ok(claims)
     }
 
     /// The session ended (its logout went through this gateway, or its end was announced):
@@ -181,8 +102,8 @@ impl TokenCheck {
         self.cache.evict(sid);
     }
 
-    /// The cache of live sessions (its feed is run by the server).
-    pub fn cache(&self) -> &SessionCache<Identity> {
+    /// The cache of live sessions (its feed is run by [`crate::background`]).
+    pub fn cache(&self) -> &SessionCache<i64> {
         &self.cache
     }
 
@@ -192,30 +113,11 @@ impl TokenCheck {
     }
 }
 
-fn rejection(e: AuthError) -> Rejection {
-    match e {
-        AuthError::Missing => Rejection::Missing,
-        AuthError::Expired => Rejection::Expired,
-        AuthError::Invalid => Rejection::Invalid,
-        AuthError::SessionEnded => Rejection::SessionEnded,
-        AuthError::Unavailable(e) => {
-            tracing::warn!(error = %e, "session store unavailable; refusing protected request");
-            Rejection::StoreUnavailable
-        }
-    }
-}
-
-/// A header value from a signed claim or a stored session; one that cannot be a header value
-/// (control characters) makes the token unusable rather than being forwarded mangled.
-fn header_value(s: &str) -> Result<HeaderValue, Rejection> {
-    HeaderValue::from_bytes(s.as_bytes()).map_err(|_| Rejection::Invalid)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use common::auth::{Claims, SessionData, VerifyKey};
+    use common::auth::{Role, SessionData, VerifyKey};
     use common::kv::Kv;
     use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 
@@ -261,7 +163,7 @@ mod tests {
             user_id: 7,
             username: "alice".into(),
             email: "a@x.io".into(),
-            role: "admin".into(),
+            role: Role::Admin,
         };
         Sessions::new(kv.clone())
             .create(sid, &data, Duration::from_secs(60))
@@ -270,19 +172,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn accepts_a_live_session_and_exposes_its_identity() {
+    async fn accepts_a_live_session_and_returns_its_claims() {
         let kv = Kv::memory("gw-auth:");
         with_session(&kv, "s1").await;
         let check = TokenCheck::ready(verifier(), Sessions::new(kv));
-        let id = check
+        let verified = check
             .check(Some(&bearer(&sign(&claims("s1", 60)))))
             .await
             .unwrap();
-        assert_eq!(id.user_id, "7");
-        assert_eq!(id.username, "alice");
-        // The role comes from the live session, not from the (older) claim.
-        assert_eq!(id.role, "admin");
-        assert_eq!(id.session_id, "s1");
+        assert_eq!((verified.sub.as_str(), verified.sid.as_str()), ("7", "s1"));
+    }
+
+    #[tokio::test]
+    async fn a_cached_session_is_used_only_by_its_own_user() {
+        let kv = Kv::memory("gw-auth:");
+        with_session(&kv, "s1").await;
+        let check = TokenCheck::ready(verifier(), Sessions::new(kv.clone()))
+            .with_cache(Duration::from_secs(60), 100);
+        check.cache().start_listening();
+        let token = bearer(&sign(&claims("s1", 60)));
+        assert!(check.check(Some(&token)).await.is_ok());
+        assert_eq!(check.cache().get("s1"), Some(7));
+        // Served from the cache: the store no longer has it.
+        kv.del("session:s1").await.unwrap();
+        assert!(check.check(Some(&token)).await.is_ok());
+        // A token of another user naming that session id is checked against the store.
+        let mut other = claims("s1", 60);
+        other.sub = "8".into();
+        assert!(matches!(
+            check.check(Some(&bearer(&sign(&other)))).await,
+            Err(AuthError::SessionEnded)
+        ));
     }
 
     #[tokio::test]
@@ -290,61 +210,56 @@ mod tests {
         let kv = Kv::memory("gw-auth:");
         with_session(&kv, "s1").await;
         let check = TokenCheck::ready(verifier(), Sessions::new(kv.clone()));
-        assert_eq!(check.check(None).await.unwrap_err(), Rejection::Missing);
-        assert_eq!(
-            check.check(Some(b"Basic abc")).await.unwrap_err(),
-            Rejection::Missing
-        );
-        assert_eq!(
-            check.check(Some(b"Bearer ")).await.unwrap_err(),
-            Rejection::Missing
-        );
-        assert_eq!(
-            check.check(Some(b"Bearer \xff")).await.unwrap_err(),
-            Rejection::Missing
-        );
-        assert_eq!(
-            check.check(Some(&bearer("not.a.jwt"))).await.unwrap_err(),
-            Rejection::Invalid
-        );
-        assert_eq!(
-            check
-                .check(Some(&bearer(&sign(&claims("s1", -60)))))
-                .await
-                .unwrap_err(),
-            Rejection::Expired
-        );
-        assert_eq!(
-            check
-                .check(Some(&bearer(&sign(&claims("gone", 60)))))
-                .await
-                .unwrap_err(),
-            Rejection::SessionEnded
-        );
+        let refusal = |header: Option<Vec<u8>>| {
+            let check = &check;
+            async move { check.check(header.as_deref()).await.unwrap_err() }
+        };
+        assert!(matches!(refusal(None).await, AuthError::Missing));
+        assert!(matches!(
+            refusal(Some(b"Basic abc".to_vec())).await,
+            AuthError::Missing
+        ));
+        assert!(matches!(
+            refusal(Some(b"Bearer ".to_vec())).await,
+            AuthError::Missing
+        ));
+        assert!(matches!(
+            refusal(Some(b"Bearer \xff".to_vec())).await,
+            AuthError::Missing
+        ));
+        assert!(matches!(
+            refusal(Some(bearer("not.a.jwt"))).await,
+            AuthError::Invalid
+        ));
+        assert!(matches!(
+            refusal(Some(bearer(&sign(&claims("s1", -60))))).await,
+            AuthError::Expired
+        ));
+        assert!(matches!(
+            refusal(Some(bearer(&sign(&claims("gone", 60))))).await,
+            AuthError::SessionEnded
+        ));
         Sessions::new(kv).revoke("s1").await.unwrap();
-        assert_eq!(
-            check
-                .check(Some(&bearer(&sign(&claims("s1", 60)))))
-                .await
-                .unwrap_err(),
-            Rejection::SessionEnded
-        );
+        assert!(matches!(
+            refusal(Some(bearer(&sign(&claims("s1", 60))))).await,
+            AuthError::SessionEnded
+        ));
     }
 
     #[tokio::test]
     async fn without_keys_it_fails_closed() {
         let check = TokenCheck::pending(Sessions::new(Kv::memory("gw-auth:")));
         let token = bearer(&sign(&claims("s1", 60)));
-        assert_eq!(
-            check.check(Some(&token)).await.unwrap_err(),
-            Rejection::KeysUnavailable
-        );
+        assert!(matches!(
+            check.check(Some(&token)).await,
+            Err(AuthError::KeysUnavailable)
+        ));
         assert!(check.install(verifier()));
         assert!(!check.install(verifier()));
-        assert_eq!(
-            check.check(Some(&token)).await.unwrap_err(),
-            Rejection::SessionEnded
-        );
+        assert!(matches!(
+            check.check(Some(&token)).await,
+            Err(AuthError::SessionEnded)
+        ));
     }
 
     #[tokio::test]
@@ -358,40 +273,16 @@ mod tests {
             .await
             .unwrap();
         let check = TokenCheck::ready(verifier(), Sessions::new(kv));
-        assert_eq!(
-            check
-                .check(Some(&bearer(&sign(&claims("s1", 60)))))
-                .await
-                .unwrap_err(),
-            Rejection::StoreUnavailable
-        );
+        let refused = check
+            .check(Some(&bearer(&sign(&claims("s1", 60)))))
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, AuthError::Unavailable(_)));
+        assert_eq!((refused.status(), refused.challenge()), (503, None));
         // A forged token is refused without asking the store at all.
-        assert_eq!(
-            check.check(Some(&bearer("a.b.c"))).await.unwrap_err(),
-            Rejection::Invalid
-        );
-    }
-
-    #[test]
-    fn rejections_map_to_status_challenge_and_body() {
-        assert_eq!(Rejection::Missing.status(), 401);
-        assert_eq!(Rejection::Missing.challenge(), Some("Bearer"));
-        assert_eq!(
-            Rejection::Expired.challenge(),
-            Some("Bearer error=\"invalid_token\"")
-        );
-        assert_eq!(Rejection::StoreUnavailable.status(), 503);
-        assert_eq!(Rejection::KeysUnavailable.challenge(), None);
-        for r in [
-            Rejection::Missing,
-            Rejection::Expired,
-            Rejection::Invalid,
-            Rejection::SessionEnded,
-            Rejection::StoreUnavailable,
-            Rejection::KeysUnavailable,
-        ] {
-            let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
-            assert_eq!(v["detail"], r.detail());
-        }
+        assert!(matches!(
+            check.check(Some(&bearer("a.b.c"))).await,
+            Err(AuthError::Invalid)
+        ));
     }
 }

@@ -1,19 +1,30 @@
-//! The platform's edge: a Pingora reverse proxy that routes by path, load-balances and
-//! health-checks the app-service instances, and checks bearer tokens (signature, expiry,
-//! live session) before anything reaches a protected route.
+//! The platform's edge: a Pingora reverse proxy that routes by path to its upstream groups
+//! (app-service; book-service with a backup group; the borrowings function), load-balances
+//! and health-checks their instances, and checks bearer tokens (signature, expiry, live
+//! session) before anything reaches a protected route.
 //!
 //! The decisions are plain, unit-tested functions ([`routing::route`],
-//! [`auth::TokenCheck::check`]); [`proxy`] wires them into Pingora's request phases and
-//! [`server`] runs it all (see there for how listening, draining and shutdown work).
-//! Plain HTTP only: Pingora is built without TLS; terminate TLS in front of the gateway.
+//! [`auth::TokenCheck::check`], [`error::failure_response`]); [`proxy`] wires them into
+//! Pingora's request phases, [`connection`] and [`client_stream`] guard each client
+//! connection (per-address limit, request-head deadline and size, lingering close), and
+//! [`server`] assembles and runs it all. Plain HTTP only: Pingora is built without TLS;
+//! terminate TLS in front of the gateway.
 
 pub mod auth;
+pub mod background;
+pub mod client_stream;
 pub mod config;
+pub mod connection;
+pub mod drain;
+pub mod error;
+pub mod listeners;
 pub mod metrics;
 pub mod proxy;
 pub mod routing;
 pub mod server;
 pub mod session_cache;
+pub mod upstreams;
 
 pub use config::Config;
-pub use server::{run_forever, serve_until_signal, start, GatewayHandle, StartupError};
+pub use error::StartupError;
+pub use server::{serve_from_env, serve_until_signal, start, GatewayHandle};

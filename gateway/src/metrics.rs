@@ -1,151 +1,148 @@
-//! Request counts, latency and upstream health in Prometheus' text format, served on a
-//! separate listener (`GATEWAY_METRICS_ADDR`) so it is never exposed with the public API.
+//! The gateway's metrics, kept by the shared [`common::metrics::Metrics`] (prometheus-client)
+//! and served on a separate listener (`GATEWAY_METRICS_ADDR`) so they are never exposed with
+//! the public API:
 //!
-//! Counters are plain atomics in fixed arrays (route group × status code, and a latency
-//! histogram per group): recording costs a few relaxed atomic adds and no allocation or lock.
+//! - `http_requests_total` / `http_request_duration_seconds` with `route` = the route group
+//!   (`auth`, `books`, ...) and the method — the same names and labels as every service;
+//! - `gateway_requests_in_flight` — requests being handled now (draining waits for zero);
+//! - `gateway_connections_refused_total` — connections refused because their client address
+//!   held `GATEWAY_MAX_CONNECTIONS_PER_IP` already;
+//! - `gateway_upstream_healthy{pool, upstream}` — 1 while an instance passes its health
+//!   check, refreshed from the load balancers on every scrape (so an instance that disappears
+//!   from DNS disappears from the metrics too).
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
-use pingora::lb::selection::RoundRobin;
-use pingora::lb::LoadBalancer;
 use pingora::protocols::http::ServerSession;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 
+use crate::error::body;
 use crate::routing::Group;
+use crate::upstreams::Upstreams;
 
-const GROUPS: usize = Group::ALL.len();
-/// Status codes 0 (no response: the client went away) to 599.
-const STATUSES: usize = 600;
-/// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 12] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+/// The labels of `gateway_upstream_healthy`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    pool: &'static str,
+    upstream: String,
+}
 
-/// The gateway's counters.
+/// The gateway's metrics.
 pub struct Metrics {
-    requests: Box<[AtomicU64]>,
-    /// Per group: one count per bucket plus `+Inf`.
-    latency: Box<[AtomicU64]>,
-    latency_sum_micros: [AtomicU64; GROUPS],
-    in_flight: Arc<AtomicUsize>,
+    http: common::metrics::Metrics,
+    in_flight: Gauge,
+    connections_refused: Counter,
+    upstream_healthy: Family<UpstreamLabels, Gauge>,
+    /// Held while the health gauges are rebuilt and encoded, so that two scrapes never see
+    /// each other's half-rebuilt family.
+    scrape: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
-    /// Counters reading requests in flight from `in_flight` (kept by the proxy).
-    pub fn new(in_flight: Arc<AtomicUsize>) -> Self {
+    pub fn new() -> Self {
+        let http = common::metrics::Metrics::new("gateway");
+        let in_flight = Gauge::default();
+        let connections_refused = Counter::default();
+        let upstream_healthy = Family::<UpstreamLabels, Gauge>::default();
+        http.register(
+            "gateway_requests_in_flight",
+            "Requests being handled now",
+            in_flight.clone(),
+        );
+        http.register(
+            "gateway_connections_refused",
+            "Connections refused: their client address held its limit already",
+            connections_refused.clone(),
+        );
+        http.register(
+            "gateway_upstream_healthy",
+            "Whether an upstream instance passes its health check",
+            upstream_healthy.clone(),
+        );
         Self {
-            requests: (0..GROUPS * STATUSES).map(|_| AtomicU64::new(0)).collect(),
-            latency: (0..GROUPS * (BUCKETS.len() + 1))
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            latency_sum_micros: Default::default(),
+            http,
             in_flight,
+            connections_refused,
+            upstream_healthy,
+            scrape: Mutex::new(()),
         }
     }
 
     /// Counts one finished request.
-    pub fn record(&self, group: Group, status: u16, elapsed: Duration) {
-        let g = group.index();
-        let status = usize::from(status).min(STATUSES - 1);
-        self.requests[g * STATUSES + status].fetch_add(1, Relaxed);
-        let secs = elapsed.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(BUCKETS.len());
-        self.latency[g * (BUCKETS.len() + 1) + bucket].fetch_add(1, Relaxed);
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.latency_sum_micros[g].fetch_add(micros, Relaxed);
+    pub fn record(&self, group: Group, method: &http::Method, status: u16, elapsed: Duration) {
+        self.http.record(group.as_str(), method, status, elapsed);
     }
 
-    /// How many requests were counted for `group` with `status`.
-    pub fn count(&self, group: Group, status: u16) -> u64 {
-        let status = usize::from(status).min(STATUSES - 1);
-        self.requests[group.index() * STATUSES + status].load(Relaxed)
+    /// How many requests of `group` with `method` were answered `status`.
+    pub fn count(&self, group: Group, method: &http::Method, status: u16) -> u64 {
+        self.http.count(group.as_str(), method, status)
     }
 
-    /// The Prometheus text exposition, with the health of every upstream instance in `lb`.
-    pub fn render(&self, lb: Option<&LoadBalancer<RoundRobin>>) -> String {
-        let mut out = String::with_capacity(4096);
-        out.push_str(
-            "# HELP gateway_requests_total Requests answered, by route group and status.\n",
-        );
-        out.push_str("# TYPE gateway_requests_total counter\n");
-        for group in Group::ALL {
-            for status in 0..STATUSES {
-                let n = self.requests[group.index() * STATUSES + status].load(Relaxed);
-                if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "gateway_requests_total{{group=\"{}\",status=\"{status}\"}} {n}",
-                        group.as_str()
-                    );
-                }
+    /// Counts a request as in flight until the returned guard is dropped.
+    pub fn request_started(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.get()
+    }
+
+    /// Counts a connection refused by the per-address limit.
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    /// Connections refused by the per-address limit so far.
+    pub fn connections_refused(&self) -> u64 {
+        self.connections_refused.get()
+    }
+
+    /// Every series, the upstream health read from `upstreams` now.
+    pub fn encode(&self, upstreams: &Upstreams) -> String {
+        let _scrape = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        self.upstream_healthy.clear();
+        for pool in upstreams.pools() {
+            for (addr, healthy) in pool.instances() {
+                let labels = UpstreamLabels {
+                    pool: pool.name(),
+                    upstream: addr.to_string(),
+                };
+                self.upstream_healthy
+                    .get_or_create(&labels)
+                    .set(i64::from(healthy));
             }
         }
-        out.push_str("# HELP gateway_request_duration_seconds Time from request head to log, by route group.\n");
-        out.push_str("# TYPE gateway_request_duration_seconds histogram\n");
-        for group in Group::ALL {
-            let g = group.index();
-            let row = &self.latency[g * (BUCKETS.len() + 1)..(g + 1) * (BUCKETS.len() + 1)];
-            let total: u64 = row.iter().map(|c| c.load(Relaxed)).sum();
-            if total == 0 {
-                continue;
-            }
-            let label = group.as_str();
-            let mut cumulative = 0;
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                cumulative += row[i].load(Relaxed);
-                let _ = writeln!(
-                    out,
-                    "gateway_request_duration_seconds_bucket{{group=\"{label}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "gateway_request_duration_seconds_bucket{{group=\"{label}\",le=\"+Inf\"}} {total}"
-            );
-            let sum = self.latency_sum_micros[g].load(Relaxed) as f64 / 1e6;
-            let _ = writeln!(
-                out,
-                "gateway_request_duration_seconds_sum{{group=\"{label}\"}} {sum}"
-            );
-            let _ = writeln!(
-                out,
-                "gateway_request_duration_seconds_count{{group=\"{label}\"}} {total}"
-            );
-        }
-        out.push_str("# HELP gateway_requests_in_flight Requests being handled now.\n");
-        out.push_str("# TYPE gateway_requests_in_flight gauge\n");
-        let _ = writeln!(
-            out,
-            "gateway_requests_in_flight {}",
-            self.in_flight.load(Relaxed)
-        );
-        if let Some(lb) = lb {
-            out.push_str("# HELP gateway_upstream_healthy Whether an upstream instance passes its health check.\n");
-            out.push_str("# TYPE gateway_upstream_healthy gauge\n");
-            for backend in lb.backends().get_backend().iter() {
-                let healthy = u8::from(lb.backends().ready(backend));
-                let _ = writeln!(
-                    out,
-                    "gateway_upstream_healthy{{upstream=\"{}\"}} {healthy}",
-                    backend.addr
-                );
-            }
-        }
-        out
+        self.http.encode()
+    }
+}
+
+/// A request in flight; dropping it ends it.
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
 /// The `/metrics` endpoint.
 pub struct MetricsApp {
     pub metrics: Arc<Metrics>,
-    pub lb: Arc<LoadBalancer<RoundRobin>>,
+    pub upstreams: Arc<Upstreams>,
 }
 
 #[async_trait]
@@ -155,15 +152,11 @@ impl ServeHttp for MetricsApp {
         let (status, content_type, body) = if path == "/metrics" || path == "/metrics/" {
             (
                 200,
-                "text/plain; version=0.0.4",
-                self.metrics.render(Some(&self.lb)).into_bytes(),
+                common::metrics::CONTENT_TYPE,
+                self.metrics.encode(&self.upstreams).into_bytes(),
             )
         } else {
-            (
-                404,
-                "application/json",
-                br#"{"detail":"Not Found"}"#.to_vec(),
-            )
+            (404, "application/json", body::NOT_FOUND.to_vec())
         };
         http::Response::builder()
             .status(status)
@@ -179,30 +172,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_counts_and_histogram() {
-        let m = Metrics::new(Arc::new(AtomicUsize::new(3)));
-        m.record(Group::Auth, 401, Duration::from_millis(2));
-        m.record(Group::Auth, 401, Duration::from_millis(70));
-        m.record(Group::Scrape, 200, Duration::from_secs(100));
-        assert_eq!(m.count(Group::Auth, 401), 2);
-        let text = m.render(None);
+    fn records_requests_by_group_and_method_and_counts_in_flight() {
+        let m = Metrics::new();
+        m.record(
+            Group::Auth,
+            &http::Method::GET,
+            401,
+            Duration::from_millis(2),
+        );
+        m.record(
+            Group::Auth,
+            &http::Method::GET,
+            401,
+            Duration::from_millis(70),
+        );
+        m.record(
+            Group::Books,
+            &http::Method::POST,
+            201,
+            Duration::from_secs(1),
+        );
+        assert_eq!(m.count(Group::Auth, &http::Method::GET, 401), 2);
+        assert_eq!(m.count(Group::Auth, &http::Method::POST, 401), 0);
+        let first = m.request_started();
+        let second = m.request_started();
+        assert_eq!(m.in_flight(), 2);
+        drop(first);
+        let text = m.http.encode();
         assert!(
-            text.contains("gateway_requests_total{group=\"auth\",status=\"401\"} 2"),
+            text.contains(
+                r#"http_requests_total{service="gateway",route="auth",method="GET",status="401"} 2"#
+            ),
             "{text}"
         );
         assert!(
-            text.contains("gateway_request_duration_seconds_bucket{group=\"auth\",le=\"0.005\"} 1")
+            text.contains(
+                r#"http_requests_total{service="gateway",route="books",method="POST",status="201"} 1"#
+            ),
+            "{text}"
         );
         assert!(
-            text.contains("gateway_request_duration_seconds_bucket{group=\"auth\",le=\"0.1\"} 2")
+            text.contains(r#"gateway_requests_in_flight{service="gateway"} 1"#),
+            "{text}"
         );
-        assert!(
-            text.contains("gateway_request_duration_seconds_bucket{group=\"scrape\",le=\"30\"} 0")
-        );
-        assert!(text
-            .contains("gateway_request_duration_seconds_bucket{group=\"scrape\",le=\"+Inf\"} 1"));
-        assert!(text.contains("gateway_request_duration_seconds_count{group=\"auth\"} 2"));
-        assert!(text.contains("gateway_requests_in_flight 3"));
-        assert!(!text.contains("group=\"docs\""));
+        drop(second);
+        assert_eq!(m.in_flight(), 0);
     }
 }

@@ -1,13 +1,22 @@
-//! The Pingora `ProxyHttp` implementation: route, authenticate, pick an instance, rewrite the
-//! identity headers, and turn every failure into a JSON answer.
+//! The Pingora `ProxyHttp` implementation: route, authenticate, pick an instance of the
+//! route's upstream group, clean the request's headers, retry what is safe to retry, and turn
+//! every failure into a JSON answer.
 //!
-//! Decisions live in plain functions ([`crate::routing::route`], [`crate::auth::TokenCheck`]);
-//! this module only wires them into Pingora's request phases. The per-request context is a
-//! few words, and the hot path allocates only the request id (when the client sent none) and
-//! the peer Pingora needs.
+//! Decisions live in plain functions ([`crate::routing::route`], [`crate::auth::TokenCheck`],
+//! [`crate::error::failure_response`]); this module only wires them into Pingora's request
+//! phases. The per-request context is a few words, and the hot path allocates only the
+//! request id (when the client sent none) and the peer Pingora needs.
+//!
+//! Retries: a request whose connection to an instance fails goes once to another healthy
+//! instance of its group (nothing was sent yet). A request that fails after it was sent —
+//! the instance dropped the connection or answered garbage before any response byte reached
+//! the client — goes once to another healthy instance only when repeating it is harmless: an
+//! idempotent method (GET, HEAD, PUT, DELETE, OPTIONS) whose body, if any, is still whole in
+//! Pingora's retry buffer. A timeout is not retried: the instance may still be working on it,
+//! and a second wait as long would only double the client's.
 
+use std::any::Any;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,15 +25,16 @@ use bytes::Bytes;
 use common::auth::headers;
 use http::{header, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::lb::selection::RoundRobin;
-use pingora::lb::LoadBalancer;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::auth::{Identity, TokenCheck};
-use crate::metrics::Metrics;
-use crate::routing::{ends_session, route, Group, Route};
+use crate::auth::TokenCheck;
+use crate::client_stream::HeadPhase;
+use crate::error::{body, failure_response};
+use crate::metrics::{InFlight, Metrics};
+use crate::routing::{ends_session, route, Group, Route, Upstream};
+use crate::upstreams::Upstreams;
 
 /// Limits and timeouts applied to every request.
 #[derive(Clone, Copy, Debug)]
@@ -39,37 +49,35 @@ pub struct Limits {
 /// The gateway's request logic, shared by every worker thread.
 pub struct Gateway {
     pub tokens: Arc<TokenCheck>,
-    pub upstreams: Arc<LoadBalancer<RoundRobin>>,
+    pub upstreams: Arc<Upstreams>,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
-    pub in_flight: Arc<AtomicUsize>,
 }
+
+/// The gateway's own answers that are not errors.
+const HEALTHY: &[u8] = br#"{"status":"ok"}"#;
+const READY: &[u8] = br#"{"status":"ready"}"#;
+const NOT_READY: &[u8] = br#"{"detail":"Not ready"}"#;
 
 impl Gateway {
     /// Ready when an app-service instance passes its health check, the token keys are loaded
-    /// and the session store answers.
+    /// and the session store answers. (book-service and the borrowings function are not
+    /// required: without them only their routes answer 503.)
     async fn readiness(&self) -> Result<(), &'static str> {
-        let backends = self.upstreams.backends();
-        if !backends.get_backend().iter().any(|b| backends.ready(b)) {
+        if !self.upstreams.group(Upstream::AppService).any_healthy() {
             return Err("no healthy app-service instance");
         }
         self.tokens.readiness().await
     }
-}
 
-/// Counts a request as in flight for as long as its context lives (shutdown waits for zero).
-pub struct InFlight(Arc<AtomicUsize>);
-
-impl InFlight {
-    fn new(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(counter))
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+    fn peer_for(&self, addr: SocketAddr) -> Box<HttpPeer> {
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        let options = &mut peer.options;
+        options.connection_timeout = Some(self.limits.connect_timeout);
+        options.read_timeout = Some(self.limits.read_timeout);
+        options.write_timeout = Some(self.limits.write_timeout);
+        options.idle_timeout = Some(Duration::from_secs(60));
+        Box::new(peer)
     }
 }
 
@@ -78,63 +86,18 @@ pub struct Ctx {
     started: Instant,
     group: Group,
     request_id: HeaderValue,
-    identity: Option<Identity>,
+    /// The session of the verified bearer token (a successful logout evicts it).
+    session_id: Option<String>,
     /// The instance chosen for the current attempt.
     upstream: Option<SocketAddr>,
-    /// An instance that refused the connection, avoided on the retry.
+    /// An instance that failed this request, avoided by the retry.
     failed: Option<SocketAddr>,
-    connect_failures: u8,
+    /// Whether the one retry was spent.
+    retried: bool,
     body_bytes: u64,
     /// This hop's span: a child of the client's trace context, parent of the upstream's.
     span: tracing::Span,
     _in_flight: InFlight,
-}
-
-/// Fixed JSON bodies: nothing the gateway answers itself is built at request time.
-mod body {
-    pub const HEALTHY: &[u8] = br#"{"status":"ok"}"#;
-    pub const READY: &[u8] = br#"{"status":"ready"}"#;
-    pub const NOT_READY: &[u8] = br#"{"detail":"Not ready"}"#;
-    pub const NOT_FOUND: &[u8] = br#"{"detail":"Not Found"}"#;
-    pub const TOO_LARGE: &[u8] = br#"{"detail":"Request body too large"}"#;
-    pub const UNAVAILABLE: &[u8] = br#"{"detail":"Service unavailable"}"#;
-    pub const TIMED_OUT: &[u8] = br#"{"detail":"Upstream timed out"}"#;
-    pub const BAD_GATEWAY: &[u8] = br#"{"detail":"Bad gateway"}"#;
-    pub const CLIENT_TIMEOUT: &[u8] = br#"{"detail":"Request timed out"}"#;
-    pub const BAD_REQUEST: &[u8] = br#"{"detail":"Bad request"}"#;
-    pub const INTERNAL: &[u8] = br#"{"detail":"Internal Server Error"}"#;
-}
-
-/// The status and body for a request that could not be proxied.
-pub fn failure_response(e: &Error) -> (u16, &'static [u8]) {
-    match e.etype() {
-        ErrorType::HTTPStatus(413) => (413, body::TOO_LARGE),
-        ErrorType::HTTPStatus(503) => (503, body::UNAVAILABLE),
-        ErrorType::HTTPStatus(400) => (400, body::BAD_REQUEST),
-        ErrorType::HTTPStatus(code) if *code >= 500 => (502, body::BAD_GATEWAY),
-        ErrorType::HTTPStatus(_) => (400, body::BAD_REQUEST),
-        etype => match e.esource() {
-            ErrorSource::Upstream => match etype {
-                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-                    (504, body::TIMED_OUT)
-                }
-                // Nothing accepted the connection: every instance tried is down.
-                ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
-                    (503, body::UNAVAILABLE)
-                }
-                _ => (502, body::BAD_GATEWAY),
-            },
-            ErrorSource::Downstream => match etype {
-                // The client is gone: there is nobody to answer.
-                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
-                    (0, body::BAD_REQUEST)
-                }
-                ErrorType::ReadTimedout => (408, body::CLIENT_TIMEOUT),
-                _ => (400, body::BAD_REQUEST),
-            },
-            ErrorSource::Internal | ErrorSource::Unset => (500, body::INTERNAL),
-        },
-    }
 }
 
 /// `x-request-id` from a client is kept only when short and made of `[A-Za-z0-9_-]`, so it
@@ -170,6 +133,14 @@ fn is_identity_alias(name: &str) -> bool {
         })
 }
 
+/// Whether a request that already reached an instance may be sent again: idempotent, its
+/// body still whole for a replay, and nothing of an answer sent to the client yet.
+fn replayable(session: &Session) -> bool {
+    session.req_header().method.is_idempotent()
+        && !session.as_ref().retry_buffer_truncated()
+        && session.response_written().is_none()
+}
+
 /// Writes a complete JSON response from the gateway itself.
 async fn respond(
     session: &mut Session,
@@ -191,7 +162,9 @@ async fn respond(
             HeaderValue::from_static(challenge),
         )?;
     }
-    // An unread request body would be taken for the next request on this connection.
+    // An unread request body would be taken for the next request on this connection. The
+    // connection is closed instead, lingering (see `client_stream`) so the client still
+    // reads this answer however much of its body it is still sending.
     if !session.is_body_empty() {
         session.set_keepalive(None);
     }
@@ -199,18 +172,6 @@ async fn respond(
     session
         .write_response_body(Some(Bytes::from_static(body)), true)
         .await
-}
-
-impl Gateway {
-    fn peer_for(&self, addr: SocketAddr) -> Box<HttpPeer> {
-        let mut peer = HttpPeer::new(addr, false, String::new());
-        let options = &mut peer.options;
-        options.connection_timeout = Some(self.limits.connect_timeout);
-        options.read_timeout = Some(self.limits.read_timeout);
-        options.write_timeout = Some(self.limits.write_timeout);
-        options.idle_timeout = Some(Duration::from_secs(60));
-        Box::new(peer)
-    }
 }
 
 #[async_trait]
@@ -222,13 +183,26 @@ impl ProxyHttp for Gateway {
             started: Instant::now(),
             group: Group::Other,
             request_id: HeaderValue::from_static("-"),
-            identity: None,
+            session_id: None,
             upstream: None,
             failed: None,
-            connect_failures: 0,
+            retried: false,
             body_bytes: 0,
             span: tracing::Span::none(),
-            _in_flight: InFlight::new(&self.in_flight),
+            _in_flight: self.metrics.request_started(),
+        }
+    }
+
+    fn on_connection_reuse(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Ctx,
+        connection: Box<dyn Any + Send + Sync>,
+    ) {
+        // Set by `connection::ClientConnections` for every request: the head is parsed, so
+        // its deadline no longer applies.
+        if let Ok(phase) = connection.downcast::<Arc<HeadPhase>>() {
+            phase.head_parsed();
         }
     }
 
@@ -263,15 +237,15 @@ impl ProxyHttp for Gateway {
         ctx.group = decision.group();
         let public = match decision {
             Route::Healthz => {
-                respond(session, ctx, 200, body::HEALTHY, None).await?;
+                respond(session, ctx, 200, HEALTHY, None).await?;
                 return Ok(true);
             }
             Route::Readyz => {
                 let (status, body) = match self.readiness().await {
-                    Ok(()) => (200, body::READY),
+                    Ok(()) => (200, READY),
                     Err(why) => {
                         tracing::warn!(reason = why, "not ready");
-                        (503, body::NOT_READY)
+                        (503, NOT_READY)
                     }
                 };
                 respond(session, ctx, status, body, None).await?;
@@ -300,10 +274,10 @@ impl ProxyHttp for Gateway {
                 .get(header::AUTHORIZATION)
                 .map(HeaderValue::as_bytes);
             match self.tokens.check(authorization).await {
-                Ok(identity) => ctx.identity = Some(identity),
-                Err(rejection) => {
-                    let (status, body) = (rejection.status(), rejection.body());
-                    respond(session, ctx, status, body, rejection.challenge()).await?;
+                Ok(claims) => ctx.session_id = Some(claims.sid),
+                Err(refusal) => {
+                    let (status, body) = (refusal.status(), refusal.body());
+                    respond(session, ctx, status, body, refusal.challenge()).await?;
                     return Ok(true);
                 }
             }
@@ -312,12 +286,8 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let failed = ctx.failed;
-        // Instances are TCP addresses (see the discovery in `server`), never Unix sockets.
-        let chosen = self.upstreams.select_with(b"", 32, |backend, healthy| {
-            healthy && backend.addr.as_inet().is_some_and(|a| Some(*a) != failed)
-        });
-        let Some(addr) = chosen.as_ref().and_then(|b| b.addr.as_inet()).copied() else {
+        let group = self.upstreams.group(ctx.group.upstream());
+        let Some(addr) = group.select(ctx.failed) else {
             return Err(Error::explain(
                 ErrorType::HTTPStatus(503),
                 "no healthy upstream",
@@ -334,10 +304,45 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        ctx.connect_failures = ctx.connect_failures.saturating_add(1);
+        // Nothing was sent yet, so any request may go to another instance — once. With no
+        // other instance left the retry finds none and answers 503.
+        let retry = !ctx.retried;
+        ctx.retried = true;
         ctx.failed = ctx.upstream.take();
-        // Nothing was sent yet, so any request may go to another instance — once.
-        e.set_retry(ctx.connect_failures == 1);
+        e.set_retry(retry);
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let failed = ctx.upstream.take();
+        let retry = !ctx.retried
+            && *e.esource() == ErrorSource::Upstream
+            && !matches!(
+                e.etype(),
+                ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::HTTPStatus(_)
+            )
+            && replayable(session)
+            && {
+                let group = self.upstreams.group(ctx.group.upstream());
+                if group.has_healthy_other_than(failed) {
+                    ctx.failed = failed;
+                    true
+                } else {
+                    // The only instance: a pooled connection that had gone stale is worth
+                    // one fresh connection; a fresh one that failed is not.
+                    client_reused
+                }
+            };
+        ctx.retried |= retry;
+        e.set_retry(retry);
         e
     }
 
@@ -347,6 +352,8 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        // No service reads identity headers (each verifies the token itself); a client's are
+        // removed all the same, so that no future reader can be fooled by one.
         for name in headers::IDENTITY {
             upstream_request.remove_header(name);
         }
@@ -358,12 +365,6 @@ impl ProxyHttp for Gateway {
             .collect();
         for name in &aliases {
             upstream_request.remove_header(name);
-        }
-        if let Some(identity) = &ctx.identity {
-            upstream_request.insert_header(headers::USER_ID, identity.user_id.clone())?;
-            upstream_request.insert_header(headers::USERNAME, identity.username.clone())?;
-            upstream_request.insert_header(headers::USER_ROLE, identity.role.clone())?;
-            upstream_request.insert_header(headers::SESSION_ID, identity.session_id.clone())?;
         }
         // We are the edge: whatever a client claims about earlier hops is discarded.
         match session.client_addr().and_then(|a| a.as_inet()) {
@@ -419,12 +420,10 @@ impl ProxyHttp for Gateway {
         // The session ended upstream: forget it before the client can hear so, so that from
         // then on this gateway refuses the token without waiting for the announcement.
         if upstream_response.status.is_success() {
-            if let Some(identity) = &ctx.identity {
+            if let Some(sid) = &ctx.session_id {
                 let req = session.req_header();
                 if ends_session(&req.method, req.raw_path()) {
-                    if let Ok(sid) = identity.session_id.to_str() {
-                        self.tokens.session_ended(sid);
-                    }
+                    self.tokens.session_ended(sid);
                 }
             }
         }
@@ -455,8 +454,8 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
-        self.metrics.record(ctx.group, status, elapsed);
         let req = session.req_header();
+        self.metrics.record(ctx.group, &req.method, status, elapsed);
         // The path only: a query string may carry secrets.
         let path = req.uri.path();
         let request_id = ctx.request_id.to_str().unwrap_or("-");
@@ -481,6 +480,8 @@ impl ProxyHttp for Gateway {
             };
         }
         match e {
+            // Orchestrators probe `/healthz` and `/readyz` every few seconds: routine.
+            None if ctx.group == Group::Health => access!(debug, "request"),
             None => access!(info, "request"),
             // A client that went away or sent garbage is not an operational problem.
             Some(e)
@@ -533,41 +534,5 @@ mod tests {
         assert!(!is_identity_alias("x-user-id"));
         assert!(!is_identity_alias("x_request_id"));
         assert!(!is_identity_alias("user_agent"));
-    }
-
-    #[test]
-    fn failures_map_to_json_statuses() {
-        let up = |t| Error::new_up(t);
-        assert_eq!(failure_response(&up(ErrorType::ReadTimedout)).0, 504);
-        assert_eq!(failure_response(&up(ErrorType::ConnectTimedout)).0, 504);
-        assert_eq!(failure_response(&up(ErrorType::ConnectRefused)).0, 503);
-        assert_eq!(failure_response(&up(ErrorType::InvalidHTTPHeader)).0, 502);
-        assert_eq!(
-            failure_response(&Error::explain(ErrorType::HTTPStatus(413), "x")).0,
-            413
-        );
-        assert_eq!(
-            failure_response(&Error::explain(ErrorType::HTTPStatus(503), "x")).0,
-            503
-        );
-        assert_eq!(
-            failure_response(&Error::new_down(ErrorType::ReadTimedout)).0,
-            408
-        );
-        assert_eq!(
-            failure_response(&Error::new_down(ErrorType::ConnectionClosed)).0,
-            0
-        );
-        assert_eq!(
-            failure_response(&Error::new_in(ErrorType::InternalError)).0,
-            500
-        );
-        for (_, body) in [
-            failure_response(&up(ErrorType::ReadTimedout)),
-            failure_response(&up(ErrorType::H1Error)),
-        ] {
-            let v: serde_json::Value = serde_json::from_slice(body).unwrap();
-            assert!(v["detail"].is_string());
-        }
     }
 }

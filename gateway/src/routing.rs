@@ -1,13 +1,14 @@
-//! Which requests the gateway forwards, answers itself or refuses — decided from the raw
-//! request target alone, before any upstream or the session store is touched.
+//! Which requests the gateway forwards (and to which upstream group), answers itself or
+//! refuses — decided from the raw request target alone, before any upstream or the session
+//! store is touched.
 //!
 //! The path is never normalised and then forwarded: a path that a normaliser could read two
 //! ways (dot segments, encoded slashes or dots, empty segments, backslashes) is refused with
-//! 404, so that what the gateway decided about a path (public or protected) is exactly what
-//! the upstream will route on. A path that is not literally one of the public ones is
-//! protected.
+//! 404, so that what the gateway decided about a path (public or protected, which upstream)
+//! is exactly what the upstream will route on. A path that is not literally one of the public
+//! ones is protected.
 
-/// The route groups, for metrics and the access log.
+/// The route groups, for metrics (the `route` label) and the access log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Group {
     Auth,
@@ -15,23 +16,18 @@ pub enum Group {
     Companies,
     Admin,
     Docs,
+    Books,
+    Borrowings,
+    Loans,
+    Holds,
+    Users,
+    Notifications,
     Health,
     /// Not routed (404).
     Other,
 }
 
 impl Group {
-    /// Every group, in [`Group::index`] order.
-    pub const ALL: [Group; 7] = [
-        Group::Auth,
-        Group::Scrape,
-        Group::Companies,
-        Group::Admin,
-        Group::Docs,
-        Group::Health,
-        Group::Other,
-    ];
-
     /// The label used in metrics and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,15 +36,39 @@ impl Group {
             Group::Companies => "companies",
             Group::Admin => "admin",
             Group::Docs => "docs",
+            Group::Books => "books",
+            Group::Borrowings => "borrowings",
+            Group::Loans => "loans",
+            Group::Holds => "holds",
+            Group::Users => "users",
+            Group::Notifications => "notifications",
             Group::Health => "health",
             Group::Other => "other",
         }
     }
 
-    /// A dense index (0..7) for per-group counters.
-    pub fn index(self) -> usize {
-        self as usize
+    /// The upstream group serving this route group. The gateway's own groups (health, and
+    /// unrouted paths) never reach an upstream; they map to app-service only to make the
+    /// function total.
+    pub fn upstream(self) -> Upstream {
+        match self {
+            Group::Books => Upstream::BookService,
+            Group::Borrowings => Upstream::Borrowings,
+            _ => Upstream::AppService,
+        }
     }
+}
+
+/// The upstream groups requests are forwarded to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Upstream {
+    /// app-service instances (`APP_SERVICE_URLS`): everything but the two below.
+    AppService,
+    /// book-service primary instances, with a backup group (`BOOK_SERVICE_URLS`,
+    /// `BOOK_SERVICE_BACKUP_URLS`): `/books/*`.
+    BookService,
+    /// The get-user-borrowings function (`BORROWINGS_URL`): `/user/borrowings/`.
+    Borrowings,
 }
 
 /// What to do with a request.
@@ -56,10 +76,10 @@ impl Group {
 pub enum Route {
     /// `/healthz`: answered by the gateway itself (alive).
     Healthz,
-    /// `/readyz`: answered by the gateway itself (an upstream is healthy, keys are loaded and
-    /// the session store answers).
+    /// `/readyz`: answered by the gateway itself (an app-service instance is healthy, keys
+    /// are loaded and the session store answers).
     Readyz,
-    /// Forwarded to the app-service pool; a `public` route needs no token.
+    /// Forwarded to the upstream group of `group`; a `public` route needs no token.
     Upstream { group: Group, public: bool },
     /// 404 `{"detail":"Not Found"}` without touching any upstream.
     NotFound,
@@ -116,6 +136,13 @@ pub fn route(target: &[u8]) -> Route {
         "companies" => Group::Companies,
         "admin" => Group::Admin,
         "docs" => Group::Docs,
+        "books" => Group::Books,
+        "loans" => Group::Loans,
+        "holds" => Group::Holds,
+        "users" => Group::Users,
+        "notifications" => Group::Notifications,
+        // `/user/` holds one resource only: the borrowings function.
+        "user" if tail == "/borrowings" || tail.starts_with("/borrowings/") => Group::Borrowings,
         _ => return Route::NotFound,
     };
     let public = match group {
@@ -311,11 +338,70 @@ mod tests {
     }
 
     #[test]
-    fn groups_have_stable_labels_and_indexes() {
-        for (i, g) in Group::ALL.iter().enumerate() {
-            assert_eq!(g.index(), i);
+    fn library_routes_are_protected_and_go_to_their_upstream() {
+        let cases = [
+            ("/books", Group::Books),
+            ("/books/", Group::Books),
+            ("/books/?q=dune&available=true", Group::Books),
+            ("/books/42", Group::Books),
+            ("/books/42/copies", Group::Books),
+            ("/books/unknown/deep/path", Group::Books),
+            ("/user/borrowings", Group::Borrowings),
+            ("/user/borrowings/", Group::Borrowings),
+            ("/user/borrowings/?user_id=3", Group::Borrowings),
+            ("/loans/", Group::Loans),
+            ("/loans/7/return", Group::Loans),
+            ("/loans/?active=true", Group::Loans),
+            ("/holds/", Group::Holds),
+            ("/holds/3", Group::Holds),
+            ("/users/", Group::Users),
+            ("/users?cursor=x", Group::Users),
+            ("/notifications/", Group::Notifications),
+            ("/notifications/stream", Group::Notifications),
+        ];
+        for (path, group) in cases {
+            assert_eq!(route(path.as_bytes()), protected(group), "{path}");
         }
+        assert_eq!(Group::Books.upstream(), Upstream::BookService);
+        assert_eq!(Group::Borrowings.upstream(), Upstream::Borrowings);
+        for g in [
+            Group::Loans,
+            Group::Holds,
+            Group::Users,
+            Group::Notifications,
+            Group::Auth,
+            Group::Admin,
+        ] {
+            assert_eq!(g.upstream(), Upstream::AppService, "{g:?}");
+        }
+    }
+
+    #[test]
+    fn library_lookalikes_are_not_routed() {
+        for p in [
+            "/user",
+            "/user/",
+            "/user/me",
+            "/user/borrowingsx",
+            "/user/borrowings//",
+            "/bookss",
+            "/Books/1",
+            "/books/../auth/login",
+            "/books/%2e%2e/auth/login",
+            "/user/borrowings/../../auth/login",
+            "/notifications/%2fstream",
+            "/loans//1",
+        ] {
+            assert_eq!(route(p.as_bytes()), Route::NotFound, "{p}");
+        }
+    }
+
+    #[test]
+    fn groups_have_stable_labels() {
         assert_eq!(route(b"/nope").group(), Group::Other);
+        assert_eq!(route(b"/healthz").group(), Group::Health);
         assert_eq!(Group::Companies.as_str(), "companies");
+        assert_eq!(Group::Borrowings.as_str(), "borrowings");
+        assert_eq!(Group::Notifications.as_str(), "notifications");
     }
 }

@@ -1,7 +1,8 @@
 //! The gateway's memory of live sessions, so that a protected request normally costs no
 //! round trip to the session store.
 //!
-//! A session found live in the store is remembered for a short time (`SESSION_CACHE_TTL_MS`).
+//! A session found live in the store is remembered for a short time (`SESSION_CACHE_TTL_MS`)
+//! with the user id it belongs to (a token is served from here only if its `sub` matches).
 //! Freshness does not rest on that time alone:
 //! - every session end is published by [`common::auth::Sessions::revoke`] in the same Redis
 //!   transaction as the delete, and the gateway's subscriber evicts the id at once;
@@ -13,6 +14,17 @@
 //!   has an epoch, bumped by every eviction, and a lookup carries the epoch it started in).
 //!
 //! The time-to-live only bounds what a silently broken subscription could cost.
+//!
+//! Why this is written here rather than taken from a cache crate (moka, quick_cache, ...):
+//! those give the time-to-live and the size bound, which are the easy ten lines below, but
+//! not the two properties the revocation guarantee rests on. The race guard needs "insert
+//! only if no eviction of this key happened since the lookup started", checked atomically
+//! with the insert — an eviction usually concerns a key that is *not* cached yet (the lookup
+//! is in flight), so a library would need tombstones for absent keys and a compare on them;
+//! the shard epoch here is exactly that, for the price of a counter. The listening gate
+//! (serve nothing, and drop late inserts, while the invalidation feed is down) must be
+//! atomic with the same inserts. Built on a library, both would remain hand-written around
+//! it, with the library's own locking in between.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,349 +1,15 @@
-//! The gateway driven over HTTP the way a client would, in front of a real upstream (a small
-//! axum app that echoes what it received and counts hits) and real session stores (in-memory
-//! always, Redis when `TEST_REDIS_URL` is set).
+//! The gateway in front of one or two app-service instances: routing, tokens and sessions,
+//! limits, failures, metrics and shutdown.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use common::auth::{Claims, SessionData, Sessions, TokenSettings};
-use common::config::Secret;
+use common::auth::{Role, SessionData, Sessions};
 use common::kv::Kv;
-use gateway::{Config, GatewayHandle};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const SECRET: &str = "gateway-integration-test-secret-0123456789";
-const ISSUER: &str = "user-service";
-const AUDIENCE: &str = "platform";
-
-// ---------------------------------------------------------------------------------------------
-// The upstream: echoes method, path, headers and body size; `/healthz`; a slow endpoint; a
-// JWKS endpoint that answers 503 until keys are set. Runs on its own runtime so that a test
-// can kill it (every socket closed: connections are refused) and bring it back on the port.
-
-#[derive(Clone)]
-struct UpstreamState {
-    name: &'static str,
-    hits: Arc<AtomicUsize>,
-    jwks: Arc<Mutex<Option<Value>>>,
-}
-
-struct Upstream {
-    addr: SocketAddr,
-    state: UpstreamState,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Upstream {
-    fn start(name: &'static str) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
-        let addr = listener.local_addr().unwrap();
-        let state = UpstreamState {
-            name,
-            hits: Arc::default(),
-            jwks: Arc::default(),
-        };
-        let runtime = Some(Self::serve(listener, state.clone()));
-        Self {
-            addr,
-            state,
-            runtime,
-        }
-    }
-
-    fn serve(listener: std::net::TcpListener, state: UpstreamState) -> tokio::runtime::Runtime {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let app = Router::new()
-            .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-            .route("/docs/slow", get(slow))
-            .route("/.well-known/jwks.json", get(jwks))
-            .fallback(echo)
-            .with_state(state);
-        runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let _ = axum::serve(listener, app).await;
-        });
-        runtime
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn hits(&self) -> usize {
-        self.state.hits.load(Ordering::SeqCst)
-    }
-
-    /// Kills the server: the listener and every connection close, new connections are refused.
-    async fn kill(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-        let addr = self.addr;
-        eventually("the upstream refuses connections", || async move {
-            tokio::net::TcpStream::connect(addr).await.is_err()
-        })
-        .await;
-    }
-
-    /// Serves again on the same port.
-    async fn revive(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let listener = loop {
-            match std::net::TcpListener::bind(self.addr) {
-                Ok(l) => break l,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => panic!("cannot bind {} again: {e}", self.addr),
-            }
-        };
-        self.runtime = Some(Self::serve(listener, self.state.clone()));
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-async fn echo(
-    State(state): State<UpstreamState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> impl IntoResponse {
-    state.hits.fetch_add(1, Ordering::SeqCst);
-    let headers: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned()),
-            )
-        })
-        .collect();
-    Json(json!({
-        "instance": state.name,
-        "method": method.as_str(),
-        "path": uri.path(),
-        "headers": headers,
-        "body_len": body.len(),
-    }))
-}
-
-async fn slow(State(state): State<UpstreamState>) -> impl IntoResponse {
-    state.hits.fetch_add(1, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    Json(json!({"slow": true}))
-}
-
-async fn jwks(State(state): State<UpstreamState>) -> axum::response::Response {
-    let current = state.jwks.lock().unwrap().clone();
-    match current {
-        Some(set) => Json(set).into_response(),
-        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Helpers.
-
-/// Polls `check` every 20 ms for up to 10 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
-
-fn hmac_settings() -> TokenSettings {
-    TokenSettings {
-        algorithm: Algorithm::HS256,
-        secret: Some(Secret::new(SECRET)),
-        issuer: ISSUER.into(),
-        audience: AUDIENCE.into(),
-        lifetime: Duration::from_secs(1800),
-        leeway: Duration::ZERO,
-    }
-}
-
-/// A configuration for tests: fast health checks, short timeouts, a small body limit.
-fn test_config(upstreams: &[&Upstream]) -> Config {
-    let mut config =
-        Config::for_upstreams(upstreams.iter().map(|u| u.url()).collect(), hmac_settings());
-    config.threads = 1;
-    config.health_check_interval = Duration::from_millis(100);
-    config.read_timeout = Duration::from_millis(700);
-    config.max_body_bytes = 1024;
-    config.grace = Duration::from_secs(5);
-    config
-}
-
-async fn start(config: Config, kv: Kv) -> GatewayHandle {
-    tokio::task::spawn_blocking(move || gateway::start(config, kv))
-        .await
-        .unwrap()
-        .expect("gateway starts")
-}
-
-fn claims(sid: &str, exp_offset: i64) -> Claims {
-    let now = chrono::Utc::now().timestamp();
-    Claims {
-        sub: "7".into(),
-        sid: sid.into(),
-        username: "alice".into(),
-        role: "user".into(),
-        iat: now,
-        exp: now + exp_offset,
-        iss: ISSUER.into(),
-        aud: AUDIENCE.into(),
-    }
-}
-
-fn sign(c: &Claims) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        c,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
-/// A live session `sid` for user 7 and a token for it.
-async fn login(kv: &Kv, sid: &str) -> String {
-    let data = SessionData {
-        user_id: 7,
-        username: "alice".into(),
-        email: "alice@example.com".into(),
-        role: "user".into(),
-    };
-    Sessions::new(kv.clone())
-        .create(sid, &data, Duration::from_secs(60))
-        .await
-        .unwrap();
-    sign(&claims(sid, 600))
-}
-
-struct Reply {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: Value,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-
-    fn detail(&self) -> &str {
-        self.body["detail"].as_str().unwrap_or_default()
-    }
-
-    /// A header the upstream received, from its echo.
-    fn upstream_saw(&self, name: &str) -> Option<&str> {
-        self.body["headers"][name].as_str()
-    }
-}
-
-async fn send(req: reqwest::RequestBuilder) -> Reply {
-    let resp = req
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .expect("gateway answers");
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                v.to_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    let text = resp.text().await.unwrap();
-    let body =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}"));
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::new()
-}
-
-fn url(gw: &GatewayHandle, path: &str) -> String {
-    format!("http://{}{path}", gw.addr())
-}
-
-/// Sends raw bytes (paths a URL library would normalise, chunked bodies) and parses the
-/// answer: status, lower-cased headers, and the body as JSON.
-async fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf))
-        .await
-        .expect("the gateway closes the connection")
-        .ok();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response: {text:?}"));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let body =
-        serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON ({status}): {body:?}"));
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
+use crate::support::*;
 
 // ---------------------------------------------------------------------------------------------
 // Routing and public routes.
@@ -467,8 +133,8 @@ async fn protected_route_without_a_token_gets_401_and_the_upstream_is_not_hit() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_valid_token_is_forwarded_with_the_verified_identity_only() {
-    for kv in common::testing::key_values("gw-identity").await {
+async fn a_valid_token_is_forwarded_and_no_identity_header_reaches_the_upstream() {
+    for kv in test_support::key_values("gw-identity").await {
         let upstream = Upstream::start("a");
         let gw = start(test_config(&[&upstream]), kv.clone()).await;
         let token = login(&kv, "sid-1").await;
@@ -481,6 +147,7 @@ async fn a_valid_token_is_forwarded_with_the_verified_identity_only() {
                 .header("x_user_id", "999")
                 .header("x-username", "mallory")
                 .header("x-user-role", "admin")
+                .header("x_user-role", "admin")
                 .header("x-session-id", "other")
                 .header("x-forwarded-for", "203.0.113.9")
                 .header(
@@ -491,11 +158,17 @@ async fn a_valid_token_is_forwarded_with_the_verified_identity_only() {
         .await;
         let backend = kv.backend_name();
         assert_eq!(reply.status, 200, "{backend}");
-        assert_eq!(reply.upstream_saw("x-user-id"), Some("7"), "{backend}");
-        assert_eq!(reply.upstream_saw("x-username"), Some("alice"));
-        assert_eq!(reply.upstream_saw("x-user-role"), Some("user"));
-        assert_eq!(reply.upstream_saw("x-session-id"), Some("sid-1"));
-        assert_eq!(reply.upstream_saw("x_user_id"), None);
+        // The token is the only identity the upstream gets: it verifies it itself.
+        for name in [
+            "x-user-id",
+            "x_user_id",
+            "x-username",
+            "x-user-role",
+            "x_user-role",
+            "x-session-id",
+        ] {
+            assert_eq!(reply.upstream_saw(name), None, "{name} ({backend})");
+        }
         assert_eq!(reply.upstream_saw("x-forwarded-for"), Some("127.0.0.1"));
         assert_eq!(
             reply.upstream_saw("traceparent"),
@@ -515,7 +188,7 @@ async fn a_valid_token_is_forwarded_with_the_verified_identity_only() {
 async fn refused_tokens_never_reach_the_upstream() {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    for kv in common::testing::key_values("gw-refused").await {
+    for kv in test_support::key_values("gw-refused").await {
         let upstream = Upstream::start("a");
         let gw = start(test_config(&[&upstream]), kv.clone()).await;
         let token = login(&kv, "sid-2").await;
@@ -592,11 +265,11 @@ async fn refused_tokens_never_reach_the_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_cache_is_kept_fresh_by_announcements_logouts_and_the_feed() {
-    let Some(redis_url) = common::testing::redis_url() else {
+    let Some(redis_url) = test_support::redis_url() else {
         eprintln!("TEST_REDIS_URL not set: the session cache (Redis only) is not exercised");
         return;
     };
-    let (proxy, kv) = common::testing::redis_behind_proxy(&redis_url, "gw-cache").await;
+    let (proxy, kv) = test_support::redis_behind_proxy(&redis_url, "gw-cache").await;
     let upstream = Upstream::start("a");
     let mut config = test_config(&[&upstream]);
     // Far longer than any wait below: whatever is refused was evicted, not expired.
@@ -668,11 +341,11 @@ async fn the_session_cache_is_kept_fresh_by_announcements_logouts_and_the_feed()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_session_store_fails_closed_and_recovers() {
-    let Some(redis_url) = common::testing::redis_url() else {
+    let Some(redis_url) = test_support::redis_url() else {
         eprintln!("TEST_REDIS_URL not set: the Redis outage case is not exercised");
         return;
     };
-    let (proxy, kv) = common::testing::redis_behind_proxy(&redis_url, "gw-kv-down").await;
+    let (proxy, kv) = test_support::redis_behind_proxy(&redis_url, "gw-kv-down").await;
     let upstream = Upstream::start("a");
     let gw = start(test_config(&[&upstream]), kv.clone()).await;
     let token = login(&kv, "sid-3").await;
@@ -741,7 +414,7 @@ async fn eddsa_keys_come_from_the_jwks_and_protected_routes_wait_for_them() {
         user_id: 7,
         username: "alice".into(),
         email: "a@example.com".into(),
-        role: "user".into(),
+        role: Role::User,
     };
     Sessions::new(kv.clone())
         .create("sid-ed", &data, Duration::from_secs(60))
@@ -908,7 +581,9 @@ async fn upstream_down_answers_503_json_and_the_gateway_recovers_by_itself() {
     let health_is = |value: u8| {
         let (metrics, line) = (
             metrics.clone(),
-            format!("gateway_upstream_healthy{{upstream=\"{upstream_addr}\"}} {value}"),
+            format!(
+                "gateway_upstream_healthy{{service=\"gateway\",pool=\"app\",upstream=\"{upstream_addr}\"}} {value}"
+            ),
         );
         move || {
             let (metrics, line) = (metrics.clone(), line.clone());
@@ -1005,24 +680,23 @@ async fn metrics_are_served_on_their_own_listener() {
         .text()
         .await
         .unwrap();
-    assert!(
-        text.contains("gateway_requests_total{group=\"docs\",status=\"200\"} 1"),
-        "{text}"
+    for line in [
+        r#"http_requests_total{service="gateway",route="docs",method="GET",status="200"} 1"#,
+        r#"http_requests_total{service="gateway",route="auth",method="GET",status="401"} 1"#,
+        r#"http_request_duration_seconds_count{service="gateway",route="docs",method="GET",status="200"} 1"#,
+        r#"gateway_requests_in_flight{service="gateway"} 0"#,
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    let healthy = format!(
+        r#"gateway_upstream_healthy{{service="gateway",pool="app",upstream="{}"}} 1"#,
+        upstream.addr
     );
-    assert!(
-        text.contains("gateway_requests_total{group=\"auth\",status=\"401\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("gateway_request_duration_seconds_count{group=\"docs\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!(
-            "gateway_upstream_healthy{{upstream=\"{}\"}} 1",
-            upstream.addr
-        )),
-        "{text}"
+    assert!(text.contains(&healthy), "{healthy} in {text}");
+    assert_eq!(
+        gw.metrics()
+            .count(gateway::routing::Group::Auth, &http::Method::GET, 401),
+        1
     );
     // Not on the public listener.
     assert_eq!(send(client().get(url(&gw, "/metrics"))).await.status, 404);
@@ -1082,7 +756,7 @@ async fn a_taken_address_is_a_startup_error_naming_the_variable() {
 async fn an_upstream_that_drops_connections_gets_json_errors_on_a_reused_client() {
     let upstream = Upstream::start("a");
     // Accepts connections, then drops them without a response once cut.
-    let proxy = common::testing::CuttableProxy::start(upstream.addr.to_string()).await;
+    let proxy = test_support::CuttableProxy::start(upstream.addr.to_string()).await;
     let mut config = test_config(&[&upstream]);
     config.upstreams = vec![format!("http://{}", proxy.addr())];
     let gw = start(config, Kv::memory("gw-cut:")).await;
