@@ -1,56 +1,86 @@
 //! The service's settings, read once from the environment at start-up.
+//!
+//! Every value is checked here, so a bad one stops start-up with one line naming its variable.
 
 use std::path::Path;
 use std::time::Duration;
 
 use common::auth::TokenSettings;
-use common::config::{parse_or, secs_or, var, var_or, ConfigError, Secret};
-use common::db::DbConfig;
-use common::server::HttpLimits;
+use common::config::{millis_or, parse_or, secs_or, var, ConfigError, Secret};
 use jsonwebtoken::Algorithm;
+use service_kit::db::DbConfig;
+use service_kit::ServerConfig;
 
 use crate::tokens::EdKey;
 
 /// Default bcrypt cost, as passlib used in the original app.
 pub const DEFAULT_BCRYPT_COST: u32 = 12;
-/// Default number of waiting hash jobs before the service answers 503.
+/// Default number of logins that may wait for a bcrypt thread before the service answers 503.
 pub const DEFAULT_BCRYPT_QUEUE: usize = 64;
+/// Default number of new hashes (registrations) that may wait for a bcrypt thread.
+pub const DEFAULT_BCRYPT_HASH_QUEUE: usize = 8;
+/// Default longest wait of a bcrypt job: half of app-service's 10 s upstream timeout, so a
+/// refusal (503) reaches the client while its request is still awaited.
+pub const DEFAULT_BCRYPT_MAX_WAIT: Duration = Duration::from_secs(5);
+/// Where the service listens unless `USER_SERVICE_ADDR` says otherwise.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8002";
 /// Default failed logins per account within the window before 429.
 pub const DEFAULT_MAX_FAILURES_PER_ACCOUNT: u64 = 5;
 /// Default failed logins per client address within the window before 429.
 pub const DEFAULT_MAX_FAILURES_PER_IP: u64 = 20;
-/// How long in-flight requests may finish after a shutdown signal (as app-service).
-pub const DEFAULT_DRAIN: Duration = Duration::from_secs(10);
 /// Default length of the failed-login window.
 pub const DEFAULT_FAILURE_WINDOW: Duration = Duration::from_secs(900);
+/// Default time an address that logged in to an account stays known to it (30 days).
+pub const DEFAULT_KNOWN_ADDRESS_DAYS: u64 = 30;
+/// Default registrations per client address per [`DEFAULT_REGISTER_WINDOW`].
+pub const DEFAULT_REGISTER_MAX_PER_IP: u64 = 10;
+/// Default window of the per-address registration limit (one hour).
+pub const DEFAULT_REGISTER_WINDOW: Duration = Duration::from_secs(3600);
+/// Default registrations from everyone per [`DEFAULT_REGISTER_GLOBAL_WINDOW`].
+pub const DEFAULT_REGISTER_MAX_GLOBAL: u64 = 60;
+/// Default window of the global registration limit (one minute).
+pub const DEFAULT_REGISTER_GLOBAL_WINDOW: Duration = Duration::from_secs(60);
+/// Default interval between two looks at pending session revocations.
+pub const DEFAULT_REVOCATION_POLL: Duration = Duration::from_millis(250);
 
 /// Everything user-service needs to start. Every field is public so that tests and the
 /// one-process binary can build one without the environment.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `host:port` to listen on (`USER_SERVICE_ADDR`).
-    pub addr: String,
+    /// `USER_SERVICE_ADDR`, request limits and the shutdown drain.
+    pub server: ServerConfig,
+    /// `USER_SERVICE_DATABASE_URL` / `DATABASE_URL` (else SQLite `DATA_DIR/users.sqlite`).
     pub db: DbConfig,
     /// Algorithm, secret, issuer, audience and lifetime of access tokens.
     pub tokens: TokenSettings,
     /// The Ed25519 signing key when `tokens.algorithm` is EdDSA (`JWT_PRIVATE_KEY_FILE`).
     pub ed_key: Option<EdKey>,
     pub bcrypt: BcryptConfig,
+    /// Failed-login limits.
     pub throttle: ThrottleConfig,
-    pub http: HttpLimits,
-    /// How long in-flight requests may finish after a shutdown signal.
-    pub drain: Duration,
+    /// `LOGIN_KNOWN_ADDRESS_DAYS`: how long an address that logged in to an account keeps
+    /// passing that account's lock (see [`crate::throttle::login`]); zero turns it off.
+    pub known_address_ttl: Duration,
+    pub registration: RegistrationLimits,
+    /// `SESSION_REVOCATION_POLL_MS`: how often pending session revocations (requested by
+    /// `set-role` from another process) are carried out.
+    pub revocation_poll: Duration,
 }
 
-/// The password-hashing pool.
+/// The password-hashing pool (see [`crate::hasher`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BcryptConfig {
-    /// bcrypt cost (4..=31); each step doubles the work.
+    /// `BCRYPT_COST` (4..=31); each step doubles the work.
     pub cost: u32,
-    /// Threads that hash and verify, off the async runtime.
+    /// `BCRYPT_THREADS`: threads that hash and verify, off the async runtime.
     pub threads: usize,
-    /// Jobs that may wait for a thread; beyond that requests get 503 `Server busy; retry`.
+    /// `BCRYPT_QUEUE`: logins that may wait for a thread; beyond that they get 503.
     pub queue: usize,
+    /// `BCRYPT_HASH_QUEUE`: new hashes (registrations) that may wait; beyond that 503.
+    pub hash_queue: usize,
+    /// `BCRYPT_MAX_WAIT_MS`: the longest a job may wait for a thread; one that would wait
+    /// longer is refused at once (503).
+    pub max_wait: Duration,
 }
 
 impl Default for BcryptConfig {
@@ -59,11 +89,13 @@ impl Default for BcryptConfig {
             cost: DEFAULT_BCRYPT_COST,
             threads: available_cpus(),
             queue: DEFAULT_BCRYPT_QUEUE,
+            hash_queue: DEFAULT_BCRYPT_HASH_QUEUE,
+            max_wait: DEFAULT_BCRYPT_MAX_WAIT,
         }
     }
 }
 
-/// Limits on failed logins, counted in a fixed window from the first failure.
+/// Limits on failed logins, counted in a fixed window from the first attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThrottleConfig {
     pub max_failures_per_account: u64,
@@ -81,6 +113,30 @@ impl Default for ThrottleConfig {
     }
 }
 
+/// Limits on registrations (every attempt counts, taken names included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegistrationLimits {
+    /// `REGISTER_MAX_PER_IP` per `window`, per client address.
+    pub max_per_ip: u64,
+    /// `REGISTER_WINDOW_SECONDS`.
+    pub window: Duration,
+    /// `REGISTER_MAX_GLOBAL` per `global_window`, from everyone together.
+    pub max_global: u64,
+    /// `REGISTER_GLOBAL_WINDOW_SECONDS`.
+    pub global_window: Duration,
+}
+
+impl Default for RegistrationLimits {
+    fn default() -> Self {
+        Self {
+            max_per_ip: DEFAULT_REGISTER_MAX_PER_IP,
+            window: DEFAULT_REGISTER_WINDOW,
+            max_global: DEFAULT_REGISTER_MAX_GLOBAL,
+            global_window: DEFAULT_REGISTER_GLOBAL_WINDOW,
+        }
+    }
+}
+
 fn available_cpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -88,12 +144,17 @@ fn available_cpus() -> usize {
 }
 
 impl Config {
-    /// Reads `USER_SERVICE_ADDR`, the database (`USER_SERVICE_DATABASE_URL`, `DATABASE_URL`,
+    /// Reads the server part (`USER_SERVICE_ADDR`, `MAX_BODY_BYTES`, `REQUEST_TIMEOUT_MS`,
+    /// `SHUTDOWN_GRACE_MS`), the database (`USER_SERVICE_DATABASE_URL`, `DATABASE_URL`,
     /// `DATA_DIR`, ...), the token settings (`ALGORITHM`, `SECRET_KEY`, ...),
-    /// `JWT_PRIVATE_KEY_FILE`, `BCRYPT_COST`, `BCRYPT_THREADS`, `BCRYPT_QUEUE`,
-    /// `LOGIN_MAX_FAILURES_PER_ACCOUNT`, `LOGIN_MAX_FAILURES_PER_IP`,
-    /// `LOGIN_FAILURE_WINDOW_SECONDS`, `MAX_BODY_BYTES` and `REQUEST_TIMEOUT_MS`.
+    /// `JWT_PRIVATE_KEY_FILE`, the bcrypt pool (`BCRYPT_COST`, `BCRYPT_THREADS`,
+    /// `BCRYPT_QUEUE`, `BCRYPT_HASH_QUEUE`, `BCRYPT_MAX_WAIT_MS`), login throttling
+    /// (`LOGIN_MAX_FAILURES_PER_ACCOUNT`, `LOGIN_MAX_FAILURES_PER_IP`,
+    /// `LOGIN_FAILURE_WINDOW_SECONDS`, `LOGIN_KNOWN_ADDRESS_DAYS`), registration throttling
+    /// (`REGISTER_MAX_PER_IP`, `REGISTER_WINDOW_SECONDS`, `REGISTER_MAX_GLOBAL`,
+    /// `REGISTER_GLOBAL_WINDOW_SECONDS`) and `SESSION_REVOCATION_POLL_MS`.
     pub fn from_env() -> Result<Self, ConfigError> {
+        let server = ServerConfig::from_env("USER_SERVICE_ADDR", DEFAULT_LISTEN)?;
         let tokens = TokenSettings::from_env()?;
         let ed_key = match (tokens.algorithm, var("JWT_PRIVATE_KEY_FILE")) {
             (Algorithm::EdDSA, Some(path)) => Some(EdKey::from_file(Path::new(&path))?),
@@ -115,8 +176,10 @@ impl Config {
             cost: parse_or("BCRYPT_COST", DEFAULT_BCRYPT_COST)?,
             threads: parse_or("BCRYPT_THREADS", available_cpus())?,
             queue: parse_or("BCRYPT_QUEUE", DEFAULT_BCRYPT_QUEUE)?,
+            hash_queue: parse_or("BCRYPT_HASH_QUEUE", DEFAULT_BCRYPT_HASH_QUEUE)?,
+            max_wait: millis_or("BCRYPT_MAX_WAIT_MS", millis(DEFAULT_BCRYPT_MAX_WAIT))?,
         };
-        check_bcrypt(&bcrypt)?;
+        check_bcrypt(&bcrypt, &server)?;
         let throttle = ThrottleConfig {
             max_failures_per_account: parse_or(
                 "LOGIN_MAX_FAILURES_PER_ACCOUNT",
@@ -131,24 +194,67 @@ impl Config {
                 DEFAULT_FAILURE_WINDOW.as_secs(),
             )?,
         };
-        check_throttle(&throttle)?;
+        at_least_one(
+            "LOGIN_MAX_FAILURES_PER_ACCOUNT",
+            throttle.max_failures_per_account,
+        )?;
+        at_least_one("LOGIN_MAX_FAILURES_PER_IP", throttle.max_failures_per_ip)?;
+        at_least_one("LOGIN_FAILURE_WINDOW_SECONDS", throttle.window.as_secs())?;
+        let known_days: u64 = parse_or("LOGIN_KNOWN_ADDRESS_DAYS", DEFAULT_KNOWN_ADDRESS_DAYS)?;
+        let known_address_ttl = known_days
+            .checked_mul(24 * 3600)
+            .filter(|_| known_days <= 3650)
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "LOGIN_KNOWN_ADDRESS_DAYS",
+                    "must be at most 3650 (ten years)",
+                )
+            })?;
+        let registration = RegistrationLimits {
+            max_per_ip: parse_or("REGISTER_MAX_PER_IP", DEFAULT_REGISTER_MAX_PER_IP)?,
+            window: secs_or("REGISTER_WINDOW_SECONDS", DEFAULT_REGISTER_WINDOW.as_secs())?,
+            max_global: parse_or("REGISTER_MAX_GLOBAL", DEFAULT_REGISTER_MAX_GLOBAL)?,
+            global_window: secs_or(
+                "REGISTER_GLOBAL_WINDOW_SECONDS",
+                DEFAULT_REGISTER_GLOBAL_WINDOW.as_secs(),
+            )?,
+        };
+        at_least_one("REGISTER_MAX_PER_IP", registration.max_per_ip)?;
+        at_least_one("REGISTER_WINDOW_SECONDS", registration.window.as_secs())?;
+        at_least_one("REGISTER_MAX_GLOBAL", registration.max_global)?;
+        at_least_one(
+            "REGISTER_GLOBAL_WINDOW_SECONDS",
+            registration.global_window.as_secs(),
+        )?;
+        let revocation_poll = millis_or(
+            "SESSION_REVOCATION_POLL_MS",
+            millis(DEFAULT_REVOCATION_POLL),
+        )?;
+        if !(10..=60_000).contains(&millis(revocation_poll)) {
+            return Err(ConfigError::new(
+                "SESSION_REVOCATION_POLL_MS",
+                "must be between 10 and 60000 (a demoted user keeps their sessions that long)",
+            ));
+        }
         Ok(Self {
-            addr: var_or("USER_SERVICE_ADDR", "0.0.0.0:8002"),
-            db: DbConfig::from_env("USER_SERVICE", "users.sqlite")?,
+            server,
+            db: db_from_env()?,
             tokens,
             ed_key,
             bcrypt,
             throttle,
-            http: HttpLimits::from_env()?,
-            drain: DEFAULT_DRAIN,
+            known_address_ttl,
+            registration,
+            revocation_poll,
         })
     }
 
-    /// Settings for tests and the one-process mode: listens on `127.0.0.1:0`, HS256 with
-    /// `secret` (at least 32 bytes), bcrypt cost 4 on two threads, default throttling.
+    /// Settings for tests and the one-process mode's tests: listens on `127.0.0.1:0`, HS256
+    /// with `secret` (at least 32 bytes), bcrypt cost 4 on two threads, default throttling.
     pub fn for_tests(db: DbConfig, secret: &str) -> Self {
         Self {
-            addr: "127.0.0.1:0".to_owned(),
+            server: ServerConfig::ephemeral("USER_SERVICE_ADDR"),
             db,
             tokens: TokenSettings {
                 algorithm: Algorithm::HS256,
@@ -162,48 +268,52 @@ impl Config {
             bcrypt: BcryptConfig {
                 cost: 4,
                 threads: 2,
-                queue: DEFAULT_BCRYPT_QUEUE,
+                ..BcryptConfig::default()
             },
             throttle: ThrottleConfig::default(),
-            http: HttpLimits::default(),
-            drain: Duration::from_secs(5),
+            known_address_ttl: Duration::from_secs(DEFAULT_KNOWN_ADDRESS_DAYS * 24 * 3600),
+            registration: RegistrationLimits::default(),
+            revocation_poll: DEFAULT_REVOCATION_POLL,
         }
     }
 }
 
-fn check_bcrypt(c: &BcryptConfig) -> Result<(), ConfigError> {
+/// The database settings alone (`USER_SERVICE_DATABASE_URL`, `DATABASE_URL`, `DATA_DIR`, ...):
+/// all that the `set-role` command needs.
+pub fn db_from_env() -> Result<DbConfig, ConfigError> {
+    DbConfig::from_env("USER_SERVICE", "users.sqlite")
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn at_least_one(var: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        Err(ConfigError::new(var, "must be at least 1"))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_bcrypt(c: &BcryptConfig, server: &ServerConfig) -> Result<(), ConfigError> {
     if !(4..=31).contains(&c.cost) {
         return Err(ConfigError::new(
             "BCRYPT_COST",
             "must be between 4 and 31 (12 is a sound default)",
         ));
     }
-    if c.threads == 0 {
-        return Err(ConfigError::new("BCRYPT_THREADS", "must be at least 1"));
-    }
-    if c.queue == 0 {
-        return Err(ConfigError::new("BCRYPT_QUEUE", "must be at least 1"));
-    }
-    Ok(())
-}
-
-fn check_throttle(c: &ThrottleConfig) -> Result<(), ConfigError> {
-    if c.max_failures_per_account == 0 {
+    at_least_one("BCRYPT_THREADS", c.threads as u64)?;
+    at_least_one("BCRYPT_QUEUE", c.queue as u64)?;
+    at_least_one("BCRYPT_HASH_QUEUE", c.hash_queue as u64)?;
+    at_least_one("BCRYPT_MAX_WAIT_MS", millis(c.max_wait))?;
+    if c.max_wait >= server.limits.request_timeout {
         return Err(ConfigError::new(
-            "LOGIN_MAX_FAILURES_PER_ACCOUNT",
-            "must be at least 1",
-        ));
-    }
-    if c.max_failures_per_ip == 0 {
-        return Err(ConfigError::new(
-            "LOGIN_MAX_FAILURES_PER_IP",
-            "must be at least 1",
-        ));
-    }
-    if c.window.is_zero() {
-        return Err(ConfigError::new(
-            "LOGIN_FAILURE_WINDOW_SECONDS",
-            "must be at least 1",
+            "BCRYPT_MAX_WAIT_MS",
+            format!(
+                "must be below REQUEST_TIMEOUT_MS ({} ms): a job may not wait longer than its request lives",
+                millis(server.limits.request_timeout)
+            ),
         ));
     }
     Ok(())

@@ -1,258 +1,231 @@
-//! Password hashing with bcrypt on a dedicated, bounded, low-priority thread pool.
+//! The password schemes: how a password becomes a stored hash and how a candidate is checked
+//! against one. Blocking and pure (bcrypt only); [`crate::hasher`] runs it off the runtime.
 //!
-//! # The password scheme
+//! # Schemes
 //!
 //! bcrypt reads at most 72 bytes of its input, so a longer password would be silently cut and
-//! any two passwords sharing their first 72 bytes would be equal. To keep every byte:
+//! any two passwords sharing their first 72 bytes would be equal. Every new hash therefore
+//! records its scheme (column `users.password_scheme`):
 //!
-//! * a password of **at most 72 bytes** (UTF-8) is bcrypted as it is — exactly what passlib
-//!   did in the original app, so its `$2b$12$…` hashes verify unchanged;
-//! * a password of **more than 72 bytes** is bcrypted over `base64(SHA-256(password))` (44
-//!   ASCII bytes, standard alphabet with padding): the digest depends on every byte, and
-//!   base64 keeps NUL bytes out of bcrypt's input.
+//! * [`Scheme::Bcrypt`] (`bcrypt`): a password of **at most 72 bytes** (UTF-8), bcrypted as
+//!   it is — exactly what passlib did in the original app;
+//! * [`Scheme::BcryptSha256`] (`bcrypt-sha256`): a password of **more than 72 bytes**, bcrypted
+//!   over `base64(SHA-256(password))` (44 ASCII bytes, standard alphabet with padding): the
+//!   digest depends on every byte, and base64 keeps NUL bytes out of bcrypt's input.
 //!
-//! The choice depends only on the password's length, so hashing and verifying always agree
-//! and the stored hash is an ordinary bcrypt string (`$2b$<cost>$…`). (A legacy account whose
-//! password was longer than 72 bytes — passlib truncated it — must reset its password.)
+//! Verification honours the recorded scheme strictly: a candidate of at most 72 bytes never
+//! verifies against a `bcrypt-sha256` hash, nor a longer one against a `bcrypt` hash. That is
+//! what closes the "second password": without the record, the 44-character digest of a long
+//! password — an unsalted SHA-256 that may have leaked elsewhere — was itself a password of
+//! at most 72 bytes whose plain bcrypt was the stored hash.
 //!
-//! # Why a pool
+//! # Legacy rows (no recorded scheme)
 //!
-//! A bcrypt at cost 12 takes a quarter of a second of CPU. Running it on the async runtime
-//! would stall every other request, so hashing and verifying run on `BCRYPT_THREADS` threads
-//! of their own, at a lower scheduling priority (nice 10 on Linux) so that cheap requests such
-//! as `GET /auth/me` keep their latency during a login storm. Jobs wait in a queue of
-//! `BCRYPT_QUEUE` places; when it is full the request is refused at once (503 with
-//! `Retry-After`) instead of piling up work that would time out anyway.
-
-use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+//! The original app's passlib hashes and this platform's rows from before the record are
+//! checked by the candidate's length:
+//!
+//! * **at most 72 bytes**: bcrypt of the candidate as it is, *except* a candidate shaped like
+//!   the base64 of a SHA-256 digest (44 characters of the base64 alphabet ending in `=`, whose
+//!   last data character carries no stray bits), which is refused: it may be the leaked digest
+//!   of a long password. The cost: an account whose real password has exactly that shape (e.g.
+//!   the output of `openssl rand -base64 32`) cannot log in until its password is reset — the
+//!   two cases produce the very same stored hash, so they cannot be told apart;
+//! * **more than 72 bytes**: first `base64(SHA-256(candidate))` (this platform's older rows),
+//!   then the first 72 bytes (passlib cut longer passwords there, so those users can log in
+//!   again; until the re-hash, any candidate over 72 bytes sharing those 72 bytes matches, as
+//!   it did under passlib).
+//!
+//! A legacy match is reported as [`Verdict::LegacyMatch`] so that the caller re-hashes the
+//! password under its scheme and records it: each legacy account leaves the legacy rules at its
+//! next login.
+//!
+//! # Timing
+//!
+//! A check always runs its bcrypts, also when the answer is known beforehand (a candidate of
+//! the wrong length for the recorded scheme, a digest-shaped one), so a refusal takes as long
+//! as a check — one bcrypt, like the dummy hash an unknown user is checked against. The one
+//! exception: a candidate over 72 bytes against a legacy row takes two, so such a guess can
+//! tell an account still on a legacy hash from a missing one, until that account's next login.
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
-
-use crate::config::BcryptConfig;
 
 /// bcrypt reads at most this many bytes of a password.
 pub const BCRYPT_MAX_BYTES: usize = 72;
 
-/// The nice value of the hashing threads (higher is lower priority).
-const HASHER_NICENESS: i32 = 10;
+/// Length of `base64(SHA-256(..))` with padding.
+const DIGEST_B64_LEN: usize = 44;
 
-/// Why a hash job did not run.
-#[derive(Debug, thiserror::Error)]
-pub enum HashError {
-    /// Every thread is busy and the queue is full.
-    #[error("password hashing queue is full")]
-    Busy,
-    /// The pool has stopped (the service is shutting down).
-    #[error("password hashing pool has stopped")]
-    Stopped,
-    /// bcrypt itself failed (e.g. a stored hash that is not a bcrypt string).
-    #[error("bcrypt: {0}")]
-    Bcrypt(#[from] bcrypt::BcryptError),
+/// How a stored hash was made from the password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// bcrypt of the password itself (at most 72 bytes).
+    Bcrypt,
+    /// bcrypt of `base64(SHA-256(password))` (passwords over 72 bytes).
+    BcryptSha256,
 }
 
-/// What bcrypt is given for `password` (see the module documentation).
-pub fn bcrypt_input(password: &str) -> Cow<'_, [u8]> {
-    if password.len() > BCRYPT_MAX_BYTES {
-        let digest = Sha256::digest(password.as_bytes());
-        Cow::Owned(
-            base64::engine::general_purpose::STANDARD
-                .encode(digest)
-                .into_bytes(),
-        )
-    } else {
-        Cow::Borrowed(password.as_bytes())
+impl Scheme {
+    /// The name recorded in `users.password_scheme`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Bcrypt => "bcrypt",
+            Scheme::BcryptSha256 => "bcrypt-sha256",
+        }
+    }
+
+    /// The scheme named `name`, if this version knows it.
+    pub fn parse(name: &str) -> Option<Scheme> {
+        [Scheme::Bcrypt, Scheme::BcryptSha256]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+
+    /// The scheme a new hash of `password` uses.
+    pub fn for_password(password: &str) -> Scheme {
+        if password.len() > BCRYPT_MAX_BYTES {
+            Scheme::BcryptSha256
+        } else {
+            Scheme::Bcrypt
+        }
     }
 }
 
-/// Hashes `password` at `cost` on the calling thread (blocking; prefer [`PasswordHasher`]).
-pub fn hash_blocking(password: &str, cost: u32) -> Result<String, bcrypt::BcryptError> {
-    bcrypt::hash(bcrypt_input(password), cost)
-}
-
-/// Whether `password` matches `hash`, on the calling thread (blocking).
-pub fn verify_blocking(password: &str, hash: &str) -> Result<bool, bcrypt::BcryptError> {
-    bcrypt::verify(bcrypt_input(password), hash)
-}
-
-type Job = Box<dyn FnOnce() + Send + 'static>;
-
-/// A handle to the hashing pool; cheap to clone. The threads stop once every handle is gone.
+/// A stored hash and the scheme recorded with it (`None`: a legacy row).
 #[derive(Clone)]
-pub struct PasswordHasher {
-    inner: Arc<Inner>,
+pub struct StoredPassword {
+    pub hash: String,
+    /// The `password_scheme` column as stored.
+    pub scheme: Option<String>,
 }
 
-struct Inner {
-    jobs: SyncSender<Job>,
-    cost: u32,
-    /// A hash of a random password at `cost`, verified against when a login names no
-    /// account, so that "unknown user" costs the same time as "wrong password".
-    dummy_hash: String,
-    /// Jobs accepted so far (tests check that a throttled login did no hashing).
-    started: AtomicU64,
-}
-
-impl std::fmt::Debug for PasswordHasher {
+impl std::fmt::Debug for StoredPassword {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordHasher")
-            .field("cost", &self.inner.cost)
+        f.debug_struct("StoredPassword")
+            .field("scheme", &self.scheme)
             .finish_non_exhaustive()
     }
 }
 
-impl PasswordHasher {
-    /// Starts the threads and computes the dummy hash (one bcrypt at `config.cost`).
-    pub fn start(config: &BcryptConfig) -> std::io::Result<Self> {
-        let (jobs, queue) = mpsc::sync_channel::<Job>(config.queue.max(1));
-        let queue = Arc::new(Mutex::new(queue));
-        for i in 0..config.threads.max(1) {
-            let queue = Arc::clone(&queue);
-            std::thread::Builder::new()
-                .name(format!("bcrypt-{i}"))
-                .spawn(move || worker(&queue))?;
-        }
-        let random = uuid::Uuid::new_v4().simple().to_string();
-        let dummy_hash = hash_blocking(&random, config.cost).map_err(std::io::Error::other)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                jobs,
-                cost: config.cost,
-                dummy_hash,
-                started: AtomicU64::new(0),
-            }),
-        })
-    }
+/// A new hash with the scheme to record beside it.
+#[derive(Clone, Debug)]
+pub struct NewHash {
+    pub hash: String,
+    pub scheme: Scheme,
+}
 
-    /// The bcrypt cost of new hashes.
-    pub fn cost(&self) -> u32 {
-        self.inner.cost
-    }
+/// The outcome of checking a candidate password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Mismatch,
+    Match,
+    /// A match under the legacy rules: re-hash the password and record its scheme.
+    LegacyMatch,
+}
 
-    /// How many jobs the pool has accepted since it started.
-    pub fn jobs_started(&self) -> u64 {
-        self.inner.started.load(Ordering::Relaxed)
-    }
-
-    /// A new hash of `password`.
-    pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        let cost = self.inner.cost;
-        self.run(move || hash_blocking(&password, cost))
-            .await?
-            .map_err(HashError::from)
-    }
-
-    /// Whether `password` matches `stored`; with `None` (no such account) the dummy hash is
-    /// verified instead and the answer is always false.
-    pub async fn verify(
-        &self,
-        password: String,
-        stored: Option<String>,
-    ) -> Result<bool, HashError> {
-        let known = stored.is_some();
-        let hash = stored.unwrap_or_else(|| self.inner.dummy_hash.clone());
-        let matched = self.run(move || verify_blocking(&password, &hash)).await?;
-        match matched {
-            Ok(ok) => Ok(ok && known),
-            // A stored value that is not a bcrypt hash can never match; it is not a server
-            // failure the client could retry.
-            Err(e) if known => {
-                tracing::warn!(error = %e, "stored password hash is not a valid bcrypt hash");
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Runs `f` on the pool and waits for its result; `Busy` at once when the queue is full.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, HashError>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.submit(f)?.await.map_err(|_| HashError::Stopped)
-    }
-
-    /// Queues `f` without waiting; the receiver yields its result.
-    fn submit<T, F>(&self, f: F) -> Result<oneshot::Receiver<T>, HashError>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move || {
-            // The request gave up while this waited (timeout, client gone): skip the work.
-            if !tx.is_closed() {
-                let _ = tx.send(f());
-            }
-        });
-        match self.inner.jobs.try_send(job) {
-            Ok(()) => {
-                self.inner.started.fetch_add(1, Ordering::Relaxed);
-                Ok(rx)
-            }
-            Err(TrySendError::Full(_)) => Err(HashError::Busy),
-            Err(TrySendError::Disconnected(_)) => Err(HashError::Stopped),
-        }
+impl Verdict {
+    pub fn matched(self) -> bool {
+        self != Verdict::Mismatch
     }
 }
 
-fn worker(queue: &Mutex<Receiver<Job>>) {
-    lower_priority();
-    loop {
-        // Hold the lock only while taking a job, never while running it.
-        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        match next {
-            Ok(job) => job(),
-            Err(_) => return, // every sender dropped: the service has stopped
-        }
-    }
-}
-
-/// Lowers the calling thread's scheduling priority so hashing yields to request handling.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn lower_priority() {
-    // SAFETY: gettid and setpriority take plain integers, touch no memory of ours and only
-    // change the scheduling priority of this very thread (on Linux, PRIO_PROCESS with a
-    // thread id addresses that thread alone).
-    let result = unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, HASHER_NICENESS)
+/// Hashes `password` at `cost` under its scheme.
+pub fn hash(password: &str, cost: u32) -> Result<NewHash, bcrypt::BcryptError> {
+    let scheme = Scheme::for_password(password);
+    let hash = match scheme {
+        Scheme::Bcrypt => bcrypt::hash(password, cost)?,
+        Scheme::BcryptSha256 => bcrypt::hash(digest_b64(password), cost)?,
     };
-    if result != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the priority of a bcrypt thread");
-    }
+    Ok(NewHash { hash, scheme })
 }
 
-#[cfg(not(target_os = "linux"))]
-fn lower_priority() {
-    let _ = HASHER_NICENESS;
+/// Checks `candidate` against `stored` (see the module documentation for the rules).
+pub fn verify(candidate: &str, stored: &StoredPassword) -> Result<Verdict, bcrypt::BcryptError> {
+    let long = candidate.len() > BCRYPT_MAX_BYTES;
+    let Some(recorded) = stored.scheme.as_deref() else {
+        return verify_legacy(candidate, &stored.hash);
+    };
+    // The bcrypt runs first, whatever the length: a refusal takes the same time as a check.
+    let matched = match Scheme::parse(recorded) {
+        Some(Scheme::Bcrypt) => bcrypt::verify(candidate, &stored.hash)? && !long,
+        Some(Scheme::BcryptSha256) => bcrypt::verify(digest_b64(candidate), &stored.hash)? && long,
+        None => {
+            // Written by a newer version: nothing here can check it, and guessing would
+            // reopen what the record closes.
+            tracing::warn!(
+                scheme = recorded,
+                "unknown password scheme; refusing the login"
+            );
+            false
+        }
+    };
+    Ok(if matched {
+        Verdict::Match
+    } else {
+        Verdict::Mismatch
+    })
+}
+
+fn verify_legacy(candidate: &str, hash: &str) -> Result<Verdict, bcrypt::BcryptError> {
+    // Every bcrypt runs, whatever the outcome, so that the time says nothing more than the
+    // length of the candidate did.
+    let matched = if candidate.len() > BCRYPT_MAX_BYTES {
+        let as_digest = bcrypt::verify(digest_b64(candidate), hash)?;
+        let truncated = bcrypt::verify(&candidate.as_bytes()[..BCRYPT_MAX_BYTES], hash)?;
+        as_digest || truncated
+    } else {
+        bcrypt::verify(candidate, hash)? && !looks_like_digest_b64(candidate)
+    };
+    Ok(if matched {
+        Verdict::LegacyMatch
+    } else {
+        Verdict::Mismatch
+    })
+}
+
+/// `base64(SHA-256(password))`: what a password over 72 bytes is bcrypted as.
+pub fn digest_b64(password: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(password.as_bytes()))
+}
+
+/// Whether `candidate` could be `base64(SHA-256(..))`: 44 characters, 43 of the standard
+/// alphabet then `=`, the 43rd carrying only the digest's last 4 bits (its low 2 bits zero).
+pub fn looks_like_digest_b64(candidate: &str) -> bool {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = candidate.as_bytes();
+    if bytes.len() != DIGEST_B64_LEN || bytes[DIGEST_B64_LEN - 1] != b'=' {
+        return false;
+    }
+    let data = &bytes[..DIGEST_B64_LEN - 1];
+    let value = |c: u8| ALPHABET.iter().position(|&a| a == c);
+    data.iter().all(|&c| value(c).is_some())
+        && value(data[DIGEST_B64_LEN - 2]).is_some_and(|v| v % 4 == 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn config(threads: usize, queue: usize) -> BcryptConfig {
-        BcryptConfig {
-            cost: 4,
-            threads,
-            queue,
+    fn stored(hash: String, scheme: Option<Scheme>) -> StoredPassword {
+        StoredPassword {
+            hash,
+            scheme: scheme.map(|s| s.as_str().to_owned()),
         }
     }
 
     #[test]
     fn short_passwords_are_bcrypted_as_they_are() {
         let pw = "x".repeat(72);
-        assert_eq!(bcrypt_input(&pw).as_ref(), pw.as_bytes());
-        // Compatible with passlib: a plain bcrypt of the password verifies.
-        let plain = bcrypt::hash("hunter22", 4).unwrap();
-        assert!(verify_blocking("hunter22", &plain).unwrap());
+        let new = hash(&pw, 4).unwrap();
+        assert_eq!(new.scheme, Scheme::Bcrypt);
+        assert!(
+            bcrypt::verify(&pw, &new.hash).unwrap(),
+            "passlib-compatible"
+        );
+        assert_eq!(
+            verify(&pw, &stored(new.hash, Some(new.scheme))).unwrap(),
+            Verdict::Match
+        );
     }
 
     #[test]
@@ -260,76 +233,89 @@ mod tests {
         let long = "y".repeat(100);
         let mut changed = long.clone();
         changed.replace_range(90..91, "z");
-        assert_eq!(bcrypt_input(&long).len(), 44);
-        let hash = hash_blocking(&long, 4).unwrap();
-        assert!(hash.starts_with("$2b$04$"));
-        assert!(verify_blocking(&long, &hash).unwrap());
-        assert!(!verify_blocking(&changed, &hash).unwrap());
+        let new = hash(&long, 4).unwrap();
+        assert_eq!(new.scheme, Scheme::BcryptSha256);
+        assert!(new.hash.starts_with("$2b$04$"));
+        let row = stored(new.hash, Some(new.scheme));
+        assert_eq!(verify(&long, &row).unwrap(), Verdict::Match);
+        assert_eq!(verify(&changed, &row).unwrap(), Verdict::Mismatch);
+        assert_eq!(verify(&long[..72], &row).unwrap(), Verdict::Mismatch);
         // 73 bytes is over the limit even though it is one byte more.
-        let just_over = "w".repeat(73);
-        assert!(!verify_blocking(&just_over, &bcrypt::hash(&just_over[..72], 4).unwrap()).unwrap());
+        assert_eq!(Scheme::for_password(&"w".repeat(73)), Scheme::BcryptSha256);
     }
 
-    #[tokio::test]
-    async fn pool_hashes_and_verifies() {
-        let hasher = PasswordHasher::start(&config(1, 4)).unwrap();
-        let hash = hasher.hash("correct horse".into()).await.unwrap();
-        assert!(hasher
-            .verify("correct horse".into(), Some(hash.clone()))
-            .await
-            .unwrap());
-        assert!(!hasher
-            .verify("wrong horse".into(), Some(hash))
-            .await
-            .unwrap());
-        assert!(!hasher.verify("correct horse".into(), None).await.unwrap());
-        assert!(!hasher
-            .verify("x".into(), Some("not a hash".into()))
-            .await
-            .unwrap());
-        assert_eq!(hasher.jobs_started(), 5);
+    #[test]
+    fn the_digest_of_a_long_password_is_not_a_second_password() {
+        let long = "p".repeat(80);
+        let digest = digest_b64(&long);
+        assert_eq!(digest.len(), 44);
+        assert!(looks_like_digest_b64(&digest));
+        let new = hash(&long, 4).unwrap();
+        // Recorded scheme: a short candidate never checks against bcrypt-sha256.
+        assert_eq!(
+            verify(&digest, &stored(new.hash.clone(), Some(new.scheme))).unwrap(),
+            Verdict::Mismatch
+        );
+        // Legacy row of this platform (same hash, no record): the digest's shape is refused,
+        // the long password itself still matches (and asks for a re-hash).
+        let legacy = stored(new.hash, None);
+        assert_eq!(verify(&digest, &legacy).unwrap(), Verdict::Mismatch);
+        assert_eq!(verify(&long, &legacy).unwrap(), Verdict::LegacyMatch);
     }
 
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn hashing_threads_run_at_lower_priority() {
-        let hasher = PasswordHasher::start(&config(1, 1)).unwrap();
-        let stat = hasher
-            .run(|| std::fs::read_to_string("/proc/thread-self/stat"))
-            .await
-            .unwrap()
-            .unwrap();
-        // Fields after the command name: state is field 3, nice is field 19.
-        let after_name = stat.rsplit_once(')').unwrap().1;
-        let nice: i32 = after_name
-            .split_whitespace()
-            .nth(16)
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!(nice >= HASHER_NICENESS, "nice {nice}");
+    #[test]
+    fn legacy_passlib_rows_verify_even_when_passlib_truncated_them() {
+        let short = stored(bcrypt::hash("hunter22", 4).unwrap(), None);
+        assert_eq!(verify("hunter22", &short).unwrap(), Verdict::LegacyMatch);
+        assert_eq!(verify("hunter23", &short).unwrap(), Verdict::Mismatch);
+        let long = "é".repeat(50); // 100 bytes
+        let truncated = stored(bcrypt::hash(&long.as_bytes()[..72], 4).unwrap(), None);
+        assert_eq!(verify(&long, &truncated).unwrap(), Verdict::LegacyMatch);
+        let other_start = format!("è{}", "é".repeat(49));
+        assert_eq!(verify(&other_start, &truncated).unwrap(), Verdict::Mismatch);
+        // Until its re-hash such a row cannot tell apart candidates that share its first 72
+        // bytes — what passlib stored is all there is.
+        assert_eq!(
+            verify(&"é".repeat(49), &truncated).unwrap(),
+            Verdict::LegacyMatch
+        );
+        assert_eq!(
+            verify(&"é".repeat(35), &truncated).unwrap(),
+            Verdict::Mismatch
+        );
     }
 
-    #[tokio::test]
-    async fn full_queue_is_busy_not_waiting() {
-        let hasher = PasswordHasher::start(&config(1, 1)).unwrap();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let (running_tx, running_rx) = oneshot::channel::<()>();
-        // Occupy the only thread until released.
-        let blocker = hasher
-            .submit(move || {
-                let _ = running_tx.send(());
-                let _ = release_rx.recv();
-            })
-            .unwrap();
-        running_rx.await.unwrap();
-        // One job fits in the queue; the next is refused at once.
-        let queued = hasher.submit(|| 7).unwrap();
-        assert!(matches!(hasher.submit(|| 0), Err(HashError::Busy)));
-        assert!(matches!(hasher.run(|| 0).await, Err(HashError::Busy)));
-        release_tx.send(()).unwrap();
-        blocker.await.unwrap();
-        assert_eq!(queued.await.unwrap(), 7);
-        assert_eq!(hasher.run(|| 8).await.unwrap(), 8);
+    #[test]
+    fn recorded_schemes_are_strict_and_unknown_ones_refuse() {
+        let plain = hash("hunter22", 4).unwrap();
+        assert_eq!(
+            verify(
+                "hunter22",
+                &stored(plain.hash.clone(), Some(Scheme::BcryptSha256))
+            )
+            .unwrap(),
+            Verdict::Mismatch
+        );
+        let future = StoredPassword {
+            hash: plain.hash,
+            scheme: Some("argon2id".into()),
+        };
+        assert_eq!(verify("hunter22", &future).unwrap(), Verdict::Mismatch);
+        assert!(verify("x", &stored("not a hash".into(), Some(Scheme::Bcrypt))).is_err());
+    }
+
+    #[test]
+    fn digest_shape() {
+        let digest = digest_b64("anything");
+        assert!(looks_like_digest_b64(&digest));
+        // The 43rd character of a digest encodes 4 bits: `B` (value 1) cannot occur there.
+        let mut odd = digest.clone().into_bytes();
+        odd[42] = b'B';
+        assert!(!looks_like_digest_b64(std::str::from_utf8(&odd).unwrap()));
+        assert!(!looks_like_digest_b64(&digest[..43]));
+        assert!(!looks_like_digest_b64(&format!("{}-=", &digest[..42])));
+        assert!(!looks_like_digest_b64(
+            "correct horse battery staple, 44 chars long="
+        ));
     }
 }

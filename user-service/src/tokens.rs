@@ -65,11 +65,6 @@ impl EdKey {
         &self.kid
     }
 
-    /// The public key as published in the JWKS.
-    pub fn public_jwk(&self) -> &Jwk {
-        &self.public
-    }
-
     fn self_check(&self) -> Result<(), String> {
         let decoding = DecodingKey::from_jwk(&self.public)
             .map_err(|e| format!("unusable public key ({e})"))?;
@@ -86,13 +81,6 @@ impl EdKey {
             .map(|_| ())
             .map_err(|e| format!("the public key does not verify its signatures ({e})"))
     }
-}
-
-/// A freshly signed access token.
-#[derive(Debug, Clone)]
-pub struct IssuedToken {
-    pub token: String,
-    pub claims: Claims,
 }
 
 /// Mints access tokens and holds the matching verifier and JWKS.
@@ -150,21 +138,20 @@ impl TokenIssuer {
         &self,
         user: &SessionData,
         sid: &str,
-    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now().timestamp();
         let lifetime = i64::try_from(self.settings.lifetime.as_secs()).unwrap_or(i64::MAX / 2);
         let claims = Claims {
             sub: user.user_id.to_string(),
             sid: sid.to_owned(),
             username: user.username.clone(),
-            role: user.role.clone(),
+            role: user.role.as_str().to_owned(),
             iat: now,
             exp: now.saturating_add(lifetime),
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
         };
-        let token = jsonwebtoken::encode(&self.header, &claims, &self.key)?;
-        Ok(IssuedToken { token, claims })
+        jsonwebtoken::encode(&self.header, &claims, &self.key)
     }
 
     /// How long a token (and its session) lives.

@@ -7,20 +7,22 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::auth::{Claims, TokenVerifier};
-use common::db::testing::TestSchema;
-use common::db::DbConfig;
 use common::kv::Kv;
-use common::server::{shutdown_channel, ShutdownTrigger};
-use common::testing::{self, TestDb};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use common::shutdown::{shutdown_channel, ShutdownTrigger};
+use jsonwebtoken::Algorithm;
 use reqwest::header::{
     HeaderMap, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use user_service::config::ThrottleConfig;
+use service_kit::db::DbConfig;
+use test_support::{sign_hmac, TestDb, TestSchema};
+use user_service::commands::SessionsOutcome;
+use user_service::config::{Config, ThrottleConfig};
+use user_service::hasher::Lane;
+use user_service::startup::Application;
+use user_service::state::AppState;
 use user_service::tokens::EdKey;
-use user_service::{AppState, Application, Config};
 
 const SECRET: &str = "user-service-integration-tests-secret-0123456789";
 const PASSWORD: &str = "correct horse battery";
@@ -29,8 +31,7 @@ const PASSWORD: &str = "correct horse battery";
 // Harness
 // ---------------------------------------------------------------------------------------
 
-/// One database + key-value combination; drops its PostgreSQL schema when it goes away, even
-/// when an assertion failed.
+/// One database + key-value combination (the test database drops itself).
 struct Case {
     db: TestDb,
     kv: Kv,
@@ -46,50 +47,12 @@ impl Case {
     }
 }
 
-impl Drop for Case {
-    fn drop(&mut self) {
-        if let TestDb::Postgres(schema) = &self.db {
-            drop_schema_blocking(&schema.url, &schema.name);
-        }
-    }
-}
-
-/// Drops a schema from synchronous code (a `Drop`), on a thread with its own runtime.
-fn drop_schema_blocking(url: &str, name: &str) {
-    let schema = TestSchema {
-        url: url.to_owned(),
-        name: name.to_owned(),
-    };
-    let _ = std::thread::spawn(move || {
-        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            rt.block_on(schema.drop_now());
-        }
-    })
-    .join();
-}
-
-/// SQLite + memory always; PostgreSQL and Redis paired when configured (a backend missing on
-/// one side is paired with the local one of the other).
+/// SQLite + memory always; PostgreSQL + Redis when configured.
 async fn cases(dir: &Path, label: &str) -> Vec<Case> {
-    let mut dbs = testing::databases(dir, label);
-    let kvs = testing::key_values(label).await;
-    let n = dbs.len().max(kvs.len());
-    while dbs.len() < n {
-        let file = format!("{label}-{}.sqlite", dbs.len());
-        dbs.push(TestDb::Sqlite(DbConfig::sqlite(dir, &file)));
-    }
-    dbs.into_iter()
-        .enumerate()
-        .map(|(i, db)| {
-            let kv = kvs
-                .get(i)
-                .cloned()
-                .unwrap_or_else(|| Kv::memory(&testing::unique_prefix(label)));
-            Case { db, kv }
-        })
+    test_support::backends(dir, label)
+        .await
+        .into_iter()
+        .map(|(db, kv)| Case { db, kv })
         .collect()
 }
 
@@ -264,6 +227,94 @@ impl TestApp {
             .verify(token)
             .expect("a genuine token")
     }
+
+    /// Any request, with an optional bearer token and JSON body.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        Answer::from(req.send().await.unwrap()).await
+    }
+
+    async fn register_from(&self, username: &str, ip: &str) -> Answer {
+        let body = json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "password": PASSWORD,
+        })
+        .to_string();
+        self.post_raw("/auth/register", "application/json", &body, Some(ip))
+            .await
+    }
+
+    /// Registers `username` (from an address of its own) and returns its id.
+    async fn user(&self, username: &str) -> i64 {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ip = format!("10.77.{}.{}", n / 250, n % 250 + 1);
+        let created = self.register_from(username, &ip).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        created.body["id"].as_i64().unwrap()
+    }
+
+    async fn set_role(&self, id: i64, role: &str, token: &str) -> Answer {
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/admin/users/{id}/role"),
+            Some(token),
+            Some(&json!({"role": role})),
+        )
+        .await
+    }
+
+    /// Runs `sql` (with `$1` bound to `username`) on the service's own database.
+    async fn sql(&self, sql: &str, username: &str) {
+        service_kit::with_db!(&self.state.db, pool => {
+            sqlx::query(sql).bind(username).execute(pool).await.map(|_| ())
+        })
+        .unwrap();
+    }
+
+    /// How many session revocations are still pending.
+    async fn pending_revocations(&self) -> i64 {
+        let sql = "SELECT COUNT(*) FROM session_revocations WHERE done_at IS NULL";
+        service_kit::with_db!(&self.state.db, pool => {
+            sqlx::query_scalar(sql).fetch_one(pool).await
+        })
+        .unwrap()
+    }
+
+    /// The stored hash and scheme of `username`.
+    async fn password_row(&self, username: &str) -> (String, Option<String>) {
+        let sql = "SELECT hashed_password, password_scheme FROM users WHERE username = $1";
+        service_kit::with_db!(&self.state.db, pool => {
+            sqlx::query_as(sql).bind(username).fetch_one(pool).await
+        })
+        .unwrap()
+    }
+}
+
+/// Waits up to `limit` for `check` to hold, polling.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 /// Percent-encoding for form bodies.
@@ -293,15 +344,6 @@ fn locs(body: &Value) -> Vec<String> {
                 .join(".")
         })
         .collect()
-}
-
-fn sign_hs(claims: &Claims, algorithm: Algorithm, secret: &str) -> String {
-    jsonwebtoken::encode(
-        &Header::new(algorithm),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
 }
 
 fn b64url(bytes: &[u8]) -> String {
@@ -636,7 +678,7 @@ async fn an_existing_database_of_the_original_app_keeps_working() {
                 .bind(format!("{}@example.com", user.replace('@', ".")))
                 .bind(user)
                 .bind(h)
-                .bind(common::db::now())
+                .bind(service_kit::db::now())
                 .execute(&mut conn)
                 .await
                 .unwrap();
@@ -646,15 +688,8 @@ async fn an_existing_database_of_the_original_app_keeps_working() {
     check_legacy_database(Config::for_tests(sqlite, SECRET)).await;
 
     // PostgreSQL, likewise.
-    if let Some(url) = testing::postgres_url() {
+    if let Some(url) = test_support::postgres_url() {
         let schema = TestSchema::new(&url, "legacy");
-        let _cleanup = Case {
-            db: TestDb::Postgres(TestSchema {
-                url: url.clone(),
-                name: schema.name.clone(),
-            }),
-            kv: Kv::memory(""),
-        };
         let s = &schema.name;
         run_pg(
             &url,
@@ -671,13 +706,6 @@ async fn an_existing_database_of_the_original_app_keeps_working() {
 
         // Names that differ only in case cannot become unique: start-up says so plainly.
         let dup = TestSchema::new(&url, "legacydup");
-        let _cleanup_dup = Case {
-            db: TestDb::Postgres(TestSchema {
-                url: url.clone(),
-                name: dup.name.clone(),
-            }),
-            kv: Kv::memory(""),
-        };
         let d = &dup.name;
         run_pg(
             &url,
@@ -706,7 +734,7 @@ async fn run_pg(url: &str, statements: &[String]) {
 }
 
 async fn check_legacy_database(config: Config) {
-    let app = TestApp::spawn(config, Kv::memory(&testing::unique_prefix("legacy"))).await;
+    let app = TestApp::spawn(config, Kv::memory(&test_support::unique_prefix("legacy"))).await;
     let login = app.login("legacy", "legacy-password").await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.body);
     assert_eq!(
@@ -821,7 +849,7 @@ async fn expired_forged_and_foreign_tokens_are_refused() {
             exp: now - 60,
             ..claims.clone()
         };
-        let answer = app.me(&sign_hs(&expired, Algorithm::HS256, SECRET)).await;
+        let answer = app.me(&sign_hmac(&expired, Algorithm::HS256, SECRET)).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
         assert_eq!(answer.body, json!({"detail": "Token has expired"}));
         assert_eq!(
@@ -848,13 +876,13 @@ async fn expired_forged_and_foreign_tokens_are_refused() {
             parts[2]
         );
         // Another secret; another algorithm with our secret; a session that never existed.
-        let other_secret = sign_hs(
+        let other_secret = sign_hmac(
             &claims,
             Algorithm::HS256,
             "some-other-secret-some-other-secret-!!",
         );
-        let other_alg = sign_hs(&claims, Algorithm::HS512, SECRET);
-        let no_session = sign_hs(
+        let other_alg = sign_hmac(&claims, Algorithm::HS512, SECRET);
+        let no_session = sign_hmac(
             &Claims {
                 sid: "0".repeat(32),
                 ..claims.clone()
@@ -862,7 +890,7 @@ async fn expired_forged_and_foreign_tokens_are_refused() {
             Algorithm::HS256,
             SECRET,
         );
-        let other_user = sign_hs(
+        let other_user = sign_hmac(
             &Claims {
                 sub: "999".into(),
                 ..claims.clone()
@@ -972,7 +1000,7 @@ async fn eddsa_tokens_verify_with_the_published_jwks() {
         assert_eq!(app.me(&token).await.status, StatusCode::OK);
 
         // HMAC tokens are not accepted in EdDSA mode, whatever the secret.
-        let hs = sign_hs(&claims, Algorithm::HS256, SECRET);
+        let hs = sign_hmac(&claims, Algorithm::HS256, SECRET);
         assert_eq!(app.me(&hs).await.status, StatusCode::UNAUTHORIZED);
         app.stop().await;
     }
@@ -1116,7 +1144,7 @@ async fn a_full_bcrypt_queue_answers_503_busy() {
     let hasher = app.state.hasher.clone();
     let blocker = tokio::spawn(async move {
         hasher
-            .run(move || {
+            .run(Lane::Verify, move || {
                 let _ = started_tx.send(());
                 let _ = wait.recv();
             })
@@ -1124,7 +1152,7 @@ async fn a_full_bcrypt_queue_answers_503_busy() {
     });
     started_rx.await.unwrap();
     let hasher = app.state.hasher.clone();
-    let queued = tokio::spawn(async move { hasher.run(|| ()).await });
+    let queued = tokio::spawn(async move { hasher.run(Lane::Verify, || ()).await });
     // Until the queued job is in place a request may still find room; poll until it does not.
     let deadline = Instant::now() + Duration::from_secs(10);
     let busy = loop {
@@ -1159,12 +1187,12 @@ async fn a_full_bcrypt_queue_answers_503_busy() {
 
 #[tokio::test]
 async fn a_session_store_outage_fails_closed_and_recovers() {
-    let Some(redis_url) = testing::redis_url() else {
+    let Some(redis_url) = test_support::redis_url() else {
         eprintln!("TEST_REDIS_URL is not set; the outage of a real Redis cannot be tested");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (proxy, kv) = testing::redis_behind_proxy(&redis_url, "outage").await;
+    let (proxy, kv) = test_support::redis_behind_proxy(&redis_url, "outage").await;
     let config = Config::for_tests(DbConfig::sqlite(dir.path(), "outage.sqlite"), SECRET);
     let app = TestApp::spawn(config, kv).await;
     app.register("alice", "alice@example.com", PASSWORD).await;
@@ -1224,17 +1252,17 @@ async fn set_role_makes_an_admin() {
         let before = app.login("alice", PASSWORD).await.token();
         assert_eq!(app.claims(&before).role, "user");
 
-        user_service::set_role(&db_config, "ALICE", "admin")
+        user_service::commands::set_role(&db_config, None, "ALICE", "admin")
             .await
             .expect("set-role works");
         let after = app.login("alice", PASSWORD).await.token();
         assert_eq!(app.claims(&after).role, "admin");
 
-        let unknown = user_service::set_role(&db_config, "nobody", "admin")
+        let unknown = user_service::commands::set_role(&db_config, None, "nobody", "admin")
             .await
             .unwrap_err();
         assert_eq!(unknown.to_string(), "no user named \"nobody\"");
-        let bad_role = user_service::set_role(&db_config, "alice", "root")
+        let bad_role = user_service::commands::set_role(&db_config, None, "alice", "root")
             .await
             .unwrap_err();
         assert!(bad_role.to_string().contains("root"), "{bad_role}");
@@ -1353,7 +1381,19 @@ fn start_up_errors_are_one_line_naming_the_variable() {
             ],
             "WORKER_THREADS",
         ),
-    ] {
+    ]
+    .into_iter()
+    .chain(
+        [
+            ("BCRYPT_MAX_WAIT_MS", "20000"),
+            ("BCRYPT_HASH_QUEUE", "0"),
+            ("REGISTER_MAX_PER_IP", "0"),
+            ("REGISTER_GLOBAL_WINDOW_SECONDS", "-1"),
+            ("LOGIN_KNOWN_ADDRESS_DAYS", "soon"),
+            ("SESSION_REVOCATION_POLL_MS", "1"),
+        ]
+        .map(|bad| (vec![("DATA_DIR", data), ("SECRET_KEY", SECRET), bad], bad.0)),
+    ) {
         let output = binary(dir.path(), &vars).output().unwrap();
         let line = one_line_error(&output);
         assert!(
@@ -1469,4 +1509,756 @@ async fn the_binary_serves_with_cost_12_stops_on_sigterm_and_sets_roles() {
         .output()
         .unwrap();
     assert_eq!(usage.status.code(), Some(1));
+}
+
+// ---------------------------------------------------------------------------------------
+// Abuse resistance
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_registration_flood_never_delays_a_login_nor_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases(dir.path(), "flood").await {
+        let mut config = case.config();
+        // About 150 ms a hash here: 64 queued jobs on 2 threads were ~5 s of waiting before.
+        config.bcrypt.cost = 11;
+        config.bcrypt.threads = 2;
+        config.bcrypt.max_wait = Duration::from_secs(2);
+        // Only the hashing pool is under test: let every registration reach it.
+        config.registration.max_per_ip = 1000;
+        config.registration.max_global = 1000;
+        let app = TestApp::spawn(config, case.kv.clone()).await;
+        let name = case.name();
+        app.register("owner", "owner@example.com", PASSWORD).await;
+
+        let before = app.state.hasher.jobs_started();
+        let mut flood = tokio::task::JoinSet::new();
+        for i in 0..120 {
+            let (http, url) = (app.http.clone(), app.url("/auth/register"));
+            flood.spawn(async move {
+                let started = Instant::now();
+                let resp = http
+                    .post(url)
+                    .header("x-forwarded-for", format!("10.1.{}.{}", i / 200, i % 200 + 1))
+                    .json(&json!({"username": format!("flood{i}"), "email": format!("flood{i}@example.com"), "password": PASSWORD}))
+                    .send()
+                    .await
+                    .unwrap();
+                let retry = resp.headers().get(RETRY_AFTER).is_some();
+                (resp.status(), retry, started.elapsed())
+            });
+        }
+        // The login arrives once registrations occupy the pool.
+        eventually(
+            Duration::from_secs(10),
+            "registrations reach the pool",
+            || {
+                let started = app.state.hasher.jobs_started();
+                async move { started >= before + 2 }
+            },
+        )
+        .await;
+        let started = Instant::now();
+        let login = app.login("owner", PASSWORD).await;
+        let took = started.elapsed();
+        assert_eq!(login.status, StatusCode::OK, "{name}: {}", login.body);
+        assert!(
+            took < Duration::from_secs(2),
+            "{name}: a login behind a registration flood took {took:?}"
+        );
+
+        let (mut created, mut busy) = (0, 0);
+        while let Some(done) = flood.join_next().await {
+            let (status, retry, took) = done.unwrap();
+            assert!(
+                took < Duration::from_secs(6),
+                "{name}: a registration waited {took:?} (max wait 2 s)"
+            );
+            match status {
+                StatusCode::CREATED => created += 1,
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    assert!(retry, "{name}: 503 without Retry-After");
+                    busy += 1;
+                }
+                other => panic!("{name}: registration answered {other}"),
+            }
+        }
+        assert!(created >= 1, "{name}: no registration got through");
+        assert!(busy >= 60, "{name}: only {busy} of 120 refused");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn registrations_are_throttled_per_address_and_globally_taken_names_included() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases(dir.path(), "regthrottle").await {
+        let mut config = case.config();
+        config.registration.max_per_ip = 3;
+        config.registration.max_global = 5;
+        let app = TestApp::spawn(config, case.kv.clone()).await;
+        let name = case.name();
+        let probe = "192.0.2.10";
+
+        assert_eq!(
+            app.register_from("alice", probe).await.status,
+            StatusCode::CREATED
+        );
+        // Probing for taken names counts like any registration...
+        for _ in 0..2 {
+            let taken = app.register_from("alice", probe).await;
+            assert_eq!(taken.status, StatusCode::CONFLICT, "{name}");
+        }
+        // ...so beyond the limit a taken name is no longer told apart from a free one.
+        let hashed = app.state.hasher.jobs_started();
+        for who in ["alice", "fresh"] {
+            let refused = app.register_from(who, probe).await;
+            assert_eq!(
+                refused.status,
+                StatusCode::TOO_MANY_REQUESTS,
+                "{name}: {who}"
+            );
+            assert_eq!(
+                refused.body,
+                json!({"detail": "Too many registrations; try again later"})
+            );
+            let retry: u64 = refused.header(RETRY_AFTER).parse().unwrap();
+            assert!((3000..=3600).contains(&retry), "{name}: {retry}");
+        }
+        assert_eq!(
+            app.state.hasher.jobs_started(),
+            hashed,
+            "{name}: 429 costs no bcrypt"
+        );
+
+        // Everyone together: 3 counted above (the refused ones are not), 2 more pass.
+        for (who, ip) in [("bob", "192.0.2.11"), ("carol", "192.0.2.12")] {
+            assert_eq!(
+                app.register_from(who, ip).await.status,
+                StatusCode::CREATED,
+                "{name}"
+            );
+        }
+        let global = app.register_from("dave", "192.0.2.13").await;
+        assert_eq!(global.status, StatusCode::TOO_MANY_REQUESTS, "{name}");
+        let retry: u64 = global.header(RETRY_AFTER).parse().unwrap();
+        assert!((1..=60).contains(&retry), "{name}: {retry}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_wrong_logins_stop_exactly_at_the_account_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases(dir.path(), "burst").await {
+        let app = TestApp::spawn(case.config(), case.kv.clone()).await;
+        let name = case.name();
+        app.register("alice", "alice@example.com", PASSWORD).await;
+        let before = app.state.hasher.jobs_started();
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..40 {
+            let (http, url) = (app.http.clone(), app.url("/auth/login"));
+            burst.spawn(async move {
+                http.post(url)
+                    .header("x-forwarded-for", "198.51.100.40")
+                    .json(&json!({"username": "alice", "password": "wrong-password"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            });
+        }
+        let (mut refused, mut checked) = (0, 0);
+        while let Some(status) = burst.join_next().await {
+            match status.unwrap() {
+                StatusCode::UNAUTHORIZED => checked += 1,
+                StatusCode::TOO_MANY_REQUESTS => refused += 1,
+                other => panic!("{name}: {other}"),
+            }
+        }
+        // Limits: 5 per account, 20 per address.
+        assert_eq!((checked, refused), (5, 35), "{name}");
+        assert_eq!(app.state.hasher.jobs_started() - before, 5, "{name}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_attacker_cannot_lock_the_owner_out_of_a_known_address() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases(dir.path(), "lockout").await {
+        let app = TestApp::spawn(case.config(), case.kv.clone()).await;
+        let name = case.name();
+        let (home, attacker, elsewhere) = ("198.51.100.7", "203.0.113.66", "192.0.2.200");
+        app.register("alice", "alice@example.com", PASSWORD).await;
+        let first = app.login_from("alice", PASSWORD, Some(home)).await;
+        assert_eq!(first.status, StatusCode::OK, "{name}");
+
+        for _ in 0..5 {
+            let guess = app.login_from("alice", "guess", Some(attacker)).await;
+            assert_eq!(guess.status, StatusCode::UNAUTHORIZED, "{name}");
+        }
+        let locked = app.login_from("alice", "guess", Some(attacker)).await;
+        assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "{name}");
+        // The lock holds for every address the account has not logged in from, even with the
+        // right password...
+        let unknown = app.login_from("alice", PASSWORD, Some(elsewhere)).await;
+        assert_eq!(unknown.status, StatusCode::TOO_MANY_REQUESTS, "{name}");
+        // ...but the owner at home logs in.
+        let owner = app.login_from("ALICE", PASSWORD, Some(home)).await;
+        assert_eq!(owner.status, StatusCode::OK, "{name}: {}", owner.body);
+        // And the owner's login gave the attacker no fresh guesses.
+        let still = app.login_from("alice", "guess", Some(attacker)).await;
+        assert_eq!(still.status, StatusCode::TOO_MANY_REQUESTS, "{name}");
+        app.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Password schemes
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_digest_of_a_long_password_is_not_a_second_password() {
+    use user_service::password::digest_b64;
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases(dir.path(), "digest").await {
+        let app = TestApp::spawn(case.config(), case.kv.clone()).await;
+        let name = case.name();
+        let long = format!("{}-the-tail-matters", "q".repeat(72));
+        let digest = digest_b64(&long);
+        assert_eq!(digest.len(), 44);
+
+        // A new account records its scheme: the digest does not log in.
+        app.register("carol", "carol@example.com", &long).await;
+        assert_eq!(
+            app.password_row("carol").await.1.as_deref(),
+            Some("bcrypt-sha256"),
+            "{name}"
+        );
+        assert_eq!(
+            app.login("carol", &digest).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{name}"
+        );
+        assert_eq!(
+            app.login("carol", &long).await.status,
+            StatusCode::OK,
+            "{name}"
+        );
+
+        // A row of this platform from before the record: same hash, no scheme.
+        app.register("dora", "dora@example.com", &long).await;
+        app.sql(
+            "UPDATE users SET password_scheme = NULL WHERE username = $1",
+            "dora",
+        )
+        .await;
+        let (old_hash, _) = app.password_row("dora").await;
+        assert_eq!(
+            app.login("dora", &digest).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{name}"
+        );
+        assert_eq!(
+            app.login("dora", &long).await.status,
+            StatusCode::OK,
+            "{name}"
+        );
+        let (new_hash, scheme) = app.password_row("dora").await;
+        assert_eq!(
+            scheme.as_deref(),
+            Some("bcrypt-sha256"),
+            "{name}: recorded at login"
+        );
+        assert_ne!(new_hash, old_hash, "{name}: re-hashed");
+        assert_eq!(
+            app.login("dora", &digest).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{name}"
+        );
+        assert_eq!(
+            app.login("dora", &long).await.status,
+            StatusCode::OK,
+            "{name}"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn passlib_accounts_log_in_and_are_rehashed_even_with_truncated_long_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    // passlib cut passwords at 72 bytes; this one has 100.
+    let long = format!("{}x", "pässwörd-".repeat(9));
+    let long = long.as_str();
+    assert_eq!(long.len(), 100);
+    let truncated_hash = passlib_hash_bytes(&long.as_bytes()[..72]);
+    let cost_12 = bcrypt::hash_with_result("legacy-password", 12)
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoB);
+    assert!(cost_12.starts_with("$2b$12$"));
+    for case in cases(dir.path(), "passlib").await {
+        let app = TestApp::spawn(case.config(), case.kv.clone()).await;
+        let name = case.name();
+        for (user, hash) in [("erin", &truncated_hash), ("frank", &cost_12)] {
+            app.register(user, &format!("{user}@example.com"), PASSWORD)
+                .await;
+            let sql = format!(
+                "UPDATE users SET hashed_password = '{hash}', password_scheme = NULL WHERE username = $1"
+            );
+            app.sql(&sql, user).await;
+        }
+
+        let login = app.login("erin", long).await;
+        assert_eq!(login.status, StatusCode::OK, "{name}: {}", login.body);
+        let (hash, scheme) = app.password_row("erin").await;
+        assert_eq!(scheme.as_deref(), Some("bcrypt-sha256"), "{name}");
+        assert_ne!(&hash, &truncated_hash, "{name}: re-hashed");
+        // Under the new scheme every byte counts: the first 72 alone no longer log in.
+        let prefix = std::str::from_utf8(&long.as_bytes()[..72]).unwrap();
+        assert_eq!(
+            app.login("erin", prefix).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{name}"
+        );
+        assert_eq!(
+            app.login("erin", long).await.status,
+            StatusCode::OK,
+            "{name}"
+        );
+
+        assert_eq!(
+            app.login("frank", "legacy-password").await.status,
+            StatusCode::OK,
+            "{name}"
+        );
+        let (hash, scheme) = app.password_row("frank").await;
+        assert_eq!(scheme.as_deref(), Some("bcrypt"), "{name}");
+        assert_ne!(hash, cost_12, "{name}");
+        assert_eq!(
+            app.login("frank", "legacy-password").await.status,
+            StatusCode::OK,
+            "{name}"
+        );
+        app.stop().await;
+    }
+}
+
+/// A `$2b$` hash of raw bytes as passlib wrote it (cost 4).
+fn passlib_hash_bytes(password: &[u8]) -> String {
+    bcrypt::hash_with_result(password, 4)
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoB)
+}
+
+// ---------------------------------------------------------------------------------------
+// Roles and their administration
+// ---------------------------------------------------------------------------------------
+
+/// `set-role` as the command line runs it, with or without the session store.
+async fn cli_set_role(db: &DbConfig, kv: Option<&Kv>, who: &str, role: &str) -> SessionsOutcome {
+    user_service::commands::set_role(db, kv, who, role)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn set_role_from_another_process_ends_sessions_through_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases(dir.path(), "demote").await {
+        let mut config = case.config();
+        config.revocation_poll = Duration::from_millis(50);
+        let db = case.db.config();
+        let app = TestApp::spawn(config, case.kv.clone()).await;
+        let name = case.name();
+        app.user("carol").await;
+
+        // Granted by a process that cannot reach the sessions; carol logs in at once.
+        let outcome = cli_set_role(&db, None, "carol", "admin").await;
+        assert_eq!(outcome, SessionsOutcome::Requested, "{name}");
+        let admin = app.login("carol", PASSWORD).await.token();
+        eventually(
+            Duration::from_secs(5),
+            "the request is carried out",
+            || async { app.pending_revocations().await == 0 },
+        )
+        .await;
+        // The request ended the sessions from before the change, not the new one.
+        let users = app.get("/users/", Some(&admin)).await;
+        assert_eq!(users.status, StatusCode::OK, "{name}: {}", users.body);
+
+        // Demoted the same way: the running service ends the admin session.
+        let outcome = cli_set_role(&db, None, "carol", "user").await;
+        assert_eq!(outcome, SessionsOutcome::Requested, "{name}");
+        eventually(
+            Duration::from_secs(5),
+            "the demoted admin's token is refused",
+            || async { app.get("/users/", Some(&admin)).await.status == StatusCode::UNAUTHORIZED },
+        )
+        .await;
+        // Marked done once carried out (the commit follows the end of the sessions).
+        eventually(
+            Duration::from_secs(5),
+            "the request is marked done",
+            || async { app.pending_revocations().await == 0 },
+        )
+        .await;
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_role_change_ends_the_users_sessions_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases(dir.path(), "roleonce").await {
+        let mut config = case.config();
+        // Only the change itself may end the sessions here, not the background look.
+        config.revocation_poll = Duration::from_secs(60);
+        let db = case.db.config();
+        let app = TestApp::spawn(config, case.kv.clone()).await;
+        let name = case.name();
+        let carol = app.user("carol").await;
+        let dave = app.user("dave").await;
+
+        // set-role that reaches the session store.
+        let user_token = app.login("carol", PASSWORD).await.token();
+        let outcome = cli_set_role(&db, Some(&case.kv), "carol", "admin").await;
+        assert_eq!(outcome, SessionsOutcome::Ended(1), "{name}");
+        assert_eq!(
+            app.me(&user_token).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{name}"
+        );
+        let unchanged = cli_set_role(&db, Some(&case.kv), "carol", "admin").await;
+        assert_eq!(unchanged, SessionsOutcome::Unchanged, "{name}");
+
+        // The admin endpoint: in-request, both ways.
+        let admin = app.login("carol", PASSWORD).await.token();
+        assert_eq!(carol, app.claims(&admin).sub.parse::<i64>().unwrap());
+        let reader = app.login("dave", PASSWORD).await.token();
+        assert_eq!(
+            app.get("/users/", Some(&reader)).await.status,
+            StatusCode::FORBIDDEN
+        );
+        let granted = app.set_role(dave, "librarian", &admin).await;
+        assert_eq!(granted.status, StatusCode::OK, "{name}: {}", granted.body);
+        assert_eq!(granted.body["role"], "librarian");
+        assert_eq!(granted.body["username"], "dave");
+        assert_eq!(
+            app.me(&reader).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{name}"
+        );
+        let librarian = app.login("dave", PASSWORD).await.token();
+        assert_eq!(app.claims(&librarian).role, "librarian");
+        assert_eq!(
+            app.get("/users/", Some(&librarian)).await.status,
+            StatusCode::OK
+        );
+        let revoked = app.set_role(dave, "user", &admin).await;
+        assert_eq!(revoked.body["role"], "user", "{name}: {}", revoked.body);
+        assert_eq!(
+            app.get("/users/", Some(&librarian)).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        // Setting the role a user already has ends nothing.
+        let reader = app.login("dave", PASSWORD).await.token();
+        assert_eq!(
+            app.set_role(dave, "user", &admin).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(app.me(&reader).await.status, StatusCode::OK, "{name}");
+        assert_eq!(app.pending_revocations().await, 0, "{name}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn role_administration_is_for_admins_and_never_grants_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases(dir.path(), "roleadmin").await {
+        let db_config = case.db.config();
+        let app = TestApp::spawn(case.config(), case.kv.clone()).await;
+        let name = case.name();
+        let root = app.user("root").await;
+        let erin = app.user("erin").await;
+        user_service::commands::set_role(&db_config, None, "root", "admin")
+            .await
+            .unwrap();
+        let admin = app.login("root", PASSWORD).await.token();
+        let user = app.login("erin", PASSWORD).await.token();
+
+        let admin_grant = app.set_role(erin, "admin", &admin).await;
+        assert_eq!(
+            admin_grant.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}"
+        );
+        assert_eq!(
+            admin_grant.body["detail"][0]["loc"],
+            json!(["body", "role"])
+        );
+        assert!(admin_grant.body["detail"][0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("set-role"));
+        assert_eq!(
+            app.set_role(erin, "root", &admin).await.status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let missing = app.set_role(999_999, "librarian", &admin).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{name}");
+        assert_eq!(missing.body, json!({"detail": "User not found"}));
+        let bad_id = app
+            .call(
+                reqwest::Method::PUT,
+                "/admin/users/abc/role",
+                Some(&admin),
+                Some(&json!({"role": "user"})),
+            )
+            .await;
+        assert_eq!(bad_id.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(bad_id.body["detail"][0]["loc"], json!(["path", "id"]));
+        // An admin's role (even one's own) changes only on the command line.
+        let demote_admin = app.set_role(root, "user", &admin).await;
+        assert_eq!(demote_admin.status, StatusCode::FORBIDDEN, "{name}");
+        // Not an admin, or no token at all.
+        let by_user = app.set_role(erin, "librarian", &user).await;
+        assert_eq!(by_user.status, StatusCode::FORBIDDEN);
+        assert_eq!(by_user.body, json!({"detail": "Admin role required"}));
+        let anonymous = app
+            .call(
+                reqwest::Method::PUT,
+                &format!("/admin/users/{erin}/role"),
+                None,
+                Some(&json!({"role": "librarian"})),
+            )
+            .await;
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(anonymous.header(WWW_AUTHENTICATE), "Bearer");
+        assert_eq!(
+            app.me(&user).await.status,
+            StatusCode::OK,
+            "nothing changed for erin"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_role_sent_to_register_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases(dir.path(), "selfrole").await {
+        let app = TestApp::spawn(case.config(), case.kv.clone()).await;
+        let created = app
+            .post_json(
+                "/auth/register",
+                &json!({"username": "mallory", "email": "mallory@example.com", "password": PASSWORD, "role": "admin"}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        assert!(created.body.get("role").is_none());
+        let token = app.login("mallory", PASSWORD).await.token();
+        assert_eq!(app.claims(&token).role, "user", "{}", case.name());
+        assert_eq!(
+            app.get("/users/", Some(&token)).await.status,
+            StatusCode::FORBIDDEN
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn every_session_of_a_user_can_be_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases(dir.path(), "endall").await {
+        let db_config = case.db.config();
+        let app = TestApp::spawn(case.config(), case.kv.clone()).await;
+        let name = case.name();
+        app.user("root").await;
+        let frank = app.user("frank").await;
+        app.user("grace").await;
+        user_service::commands::set_role(&db_config, None, "root", "admin")
+            .await
+            .unwrap();
+        let admin = app.login("root", PASSWORD).await.token();
+        let grace = app.login("grace", PASSWORD).await.token();
+
+        // The user themselves: every session, the calling one included.
+        let (a, b) = (
+            app.login("frank", PASSWORD).await.token(),
+            app.login("frank", PASSWORD).await.token(),
+        );
+        let out = app
+            .call(reqwest::Method::POST, "/auth/logout-all/", Some(&a), None)
+            .await;
+        assert_eq!(out.status, StatusCode::OK, "{name}: {}", out.body);
+        assert_eq!(out.body, json!({"detail": "Logged out of 2 sessions"}));
+        for token in [&a, &b] {
+            assert_eq!(
+                app.me(token).await.status,
+                StatusCode::UNAUTHORIZED,
+                "{name}"
+            );
+        }
+        assert_eq!(
+            app.me(&grace).await.status,
+            StatusCode::OK,
+            "others keep theirs"
+        );
+
+        // An admin, for someone else.
+        let (c, d) = (
+            app.login("frank", PASSWORD).await.token(),
+            app.login("frank", PASSWORD).await.token(),
+        );
+        let path = format!("/admin/users/{frank}/sessions");
+        let by_user = app
+            .call(reqwest::Method::DELETE, &path, Some(&grace), None)
+            .await;
+        assert_eq!(by_user.status, StatusCode::FORBIDDEN);
+        let ended = app
+            .call(reqwest::Method::DELETE, &path, Some(&admin), None)
+            .await;
+        assert_eq!(ended.status, StatusCode::OK, "{name}: {}", ended.body);
+        assert_eq!(ended.body, json!({"user_id": frank, "sessions_ended": 2}));
+        for token in [&c, &d] {
+            assert_eq!(
+                app.me(token).await.status,
+                StatusCode::UNAUTHORIZED,
+                "{name}"
+            );
+        }
+        let missing = app
+            .call(
+                reqwest::Method::DELETE,
+                "/admin/users/999999/sessions",
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            app.call(reqwest::Method::POST, "/auth/logout-all", None, None)
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn librarians_page_through_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases(dir.path(), "listing").await {
+        let db_config = case.db.config();
+        let app = TestApp::spawn(case.config(), case.kv.clone()).await;
+        let name = case.name();
+        let mut ids = Vec::new();
+        for who in ["lib", "user1", "user2", "user3", "user4"] {
+            ids.push(app.user(who).await);
+        }
+        user_service::commands::set_role(&db_config, None, "lib", "librarian")
+            .await
+            .unwrap();
+        let token = app.login("lib", PASSWORD).await.token();
+
+        let first = app.get("/users/?limit=2", Some(&token)).await;
+        assert_eq!(first.status, StatusCode::OK, "{name}: {}", first.body);
+        assert_eq!(first.header(CACHE_CONTROL), "no-store");
+        let page = first.body.as_array().unwrap();
+        assert_eq!(page.len(), 2);
+        assert_eq!(page[0]["id"], ids[0]);
+        assert_eq!(page[0]["username"], "lib");
+        assert_eq!(page[0]["email"], "lib@example.com");
+        assert_eq!(page[0]["role"], "librarian");
+        assert_eq!(page[1]["role"], "user");
+        let created = page[0]["created_at"].as_str().unwrap();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(created).is_ok() && created.ends_with('Z'),
+            "{created}"
+        );
+        assert_eq!(
+            first.header(reqwest::header::LINK),
+            format!("</users/?limit=2&cursor={}>; rel=\"next\"", ids[1])
+        );
+
+        // Following the links visits every account once, in id order.
+        let mut seen: Vec<i64> = page.iter().map(|u| u["id"].as_i64().unwrap()).collect();
+        let mut link = first.header(reqwest::header::LINK).to_owned();
+        while !link.is_empty() {
+            let next = link
+                .trim_start_matches('<')
+                .split('>')
+                .next()
+                .unwrap()
+                .to_owned();
+            let answer = app.get(&next, Some(&token)).await;
+            assert_eq!(answer.status, StatusCode::OK, "{name}");
+            seen.extend(
+                answer
+                    .body
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|u| u["id"].as_i64().unwrap()),
+            );
+            link = answer.header(reqwest::header::LINK).to_owned();
+        }
+        assert_eq!(seen, ids, "{name}");
+
+        let all = app.get("/users", Some(&token)).await;
+        assert_eq!(all.body.as_array().unwrap().len(), 5, "default limit 50");
+        assert_eq!(all.header(reqwest::header::LINK), "");
+        let past = app
+            .get(&format!("/users/?cursor={}", ids[4]), Some(&token))
+            .await;
+        assert_eq!((past.status, past.body), (StatusCode::OK, json!([])));
+
+        for (query, kind) in [
+            ("limit=0", "greater_than_equal"),
+            ("limit=201", "less_than_equal"),
+            ("limit=many", "invalid_type"),
+        ] {
+            let bad = app.get(&format!("/users/?{query}"), Some(&token)).await;
+            assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+            assert_eq!(
+                bad.body["detail"][0]["loc"],
+                json!(["query", "limit"]),
+                "{query}"
+            );
+            assert_eq!(bad.body["detail"][0]["type"], kind, "{query}");
+        }
+        let reader = app.login("user1", PASSWORD).await.token();
+        let refused = app.get("/users/", Some(&reader)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert_eq!(refused.body, json!({"detail": "Librarian role required"}));
+        assert_eq!(
+            app.get("/users/", None).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        app.stop().await;
+    }
+}
+
+#[test]
+fn abuse_defaults_fit_the_upstream_timeout() {
+    let bcrypt = user_service::config::BcryptConfig::default();
+    assert_eq!(
+        bcrypt.max_wait,
+        Duration::from_secs(5),
+        "below app-service's 10 s"
+    );
+    assert_eq!(bcrypt.hash_queue, 8);
+    let registration = user_service::config::RegistrationLimits::default();
+    assert_eq!(
+        (registration.max_per_ip, registration.window),
+        (10, Duration::from_secs(3600))
+    );
+    assert_eq!(
+        (registration.max_global, registration.global_window),
+        (60, Duration::from_secs(60))
+    );
 }
