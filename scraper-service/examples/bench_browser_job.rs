@@ -11,18 +11,49 @@ mod fixture;
 use std::time::{Duration, Instant};
 
 use fixture::{FixtureCompany, FixtureSite, Render};
-use scraper_service::config::FetcherChoice;
-use scraper_service::{Application, Config};
+use scraper_service::config::{Config, FetcherChoice};
+use scraper_service::startup::Application;
 use serde_json::{json, Value};
 
+/// The secret the benchmark's tokens are signed with.
+const SECRET: &str = "bench-browser-job-secret-0123456789abcdef";
+
 fn idno(stem: u64) -> String {
-    common::api::scrape::idno_from_stem(&format!("{stem:012}"))
+    api::scrape::Idno::from_stem(&format!("{stem:012}")).to_string()
 }
 
-async fn run_job(client: &reqwest::Client, base: &str, idno: &str) -> Duration {
+/// A live session of an admin in `kv` and a token for it, as user-service would issue.
+async fn login(kv: &common::kv::Kv) -> String {
+    let sid = "bench-session";
+    let session = common::auth::SessionData {
+        user_id: 1,
+        username: "bench".into(),
+        email: "bench@example.com".into(),
+        role: common::auth::Role::Admin,
+    };
+    common::auth::Sessions::new(kv.clone())
+        .create(sid, &session, Duration::from_secs(3600))
+        .await
+        .expect("session stored");
+    let now = chrono::Utc::now().timestamp();
+    let claims = common::auth::Claims {
+        sub: "1".into(),
+        sid: sid.into(),
+        username: "bench".into(),
+        role: "admin".into(),
+        iat: now,
+        exp: now + 3600,
+        iss: "user-service".into(),
+        aud: "platform".into(),
+    };
+    test_support::sign_hs256(&claims, SECRET)
+}
+
+async fn run_job(client: &reqwest::Client, base: &str, token: &str, idno: &str) -> Duration {
     let started = Instant::now();
     let resp: Value = client
         .post(format!("{base}/scrape"))
+        .bearer_auth(token)
         .json(&json!({"idno": idno, "force_refresh": true}))
         .send()
         .await
@@ -30,10 +61,11 @@ async fn run_job(client: &reqwest::Client, base: &str, idno: &str) -> Duration {
         .json()
         .await
         .expect("JSON");
-    let id = resp["job_id"].as_i64().expect("a job id");
+    let id = resp["job_id"].as_str().expect("a job id");
     loop {
         let job: Value = client
             .get(format!("{base}/scrape/jobs/{id}"))
+            .bearer_auth(token)
             .send()
             .await
             .expect("GET job")
@@ -64,17 +96,30 @@ async fn main() {
         site.add(FixtureCompany::sample(id));
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::defaults(common::db::DbConfig::sqlite(dir.path(), "bench.sqlite"));
-    config.addr = "127.0.0.1:0".into();
+    let tokens = common::auth::TokenSettings {
+        algorithm: common::auth::hmac_algorithm("HS256").expect("HS256"),
+        secret: Some(common::config::Secret::new(SECRET)),
+        issuer: "user-service".into(),
+        audience: "platform".into(),
+        lifetime: Duration::from_secs(3600),
+        leeway: Duration::from_secs(5),
+    };
+    let db = service_kit::db::DbConfig::sqlite(dir.path(), "bench.sqlite");
+    let mut config = Config::for_tests(db, tokens);
     config.source_base_url = url::Url::parse(&site.base_url()).expect("URL");
     config.fetcher = FetcherChoice::Browser;
     config.poll_interval = Duration::from_millis(50);
+    // Every job here is a forced refresh, far more than one user may ask for.
+    config.quotas.jobs_per_minute = u64::MAX;
+    config.quotas.forced_per_hour = u64::MAX;
     let workers = config.workers;
-    let app = Application::build(config, common::kv::Kv::memory("bench:"))
+    let kv = common::kv::Kv::memory("bench:");
+    let token = login(&kv).await;
+    let app = Application::build(config, kv)
         .await
         .expect("service starts");
     let base = format!("http://127.0.0.1:{}", app.port());
-    let (trigger, shutdown) = common::server::shutdown_channel();
+    let (trigger, shutdown) = common::shutdown::shutdown_channel();
     let server = tokio::spawn(app.run_until_stopped(shutdown));
     let client = reqwest::Client::builder()
         .no_proxy()
@@ -84,7 +129,7 @@ async fn main() {
     // Sequential: the first job also starts chromedriver and the browser.
     let mut lat: Vec<Duration> = Vec::new();
     for id in &ids[..jobs as usize] {
-        lat.push(run_job(&client, &base, id).await);
+        lat.push(run_job(&client, &base, &token, id).await);
     }
     let cold = lat[0];
     let mut warm: Vec<Duration> = lat[1..].to_vec();
@@ -111,8 +156,8 @@ async fn main() {
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for id in ids.split_off(jobs as usize) {
-        let (client, base) = (client.clone(), base.clone());
-        set.spawn(async move { run_job(&client, &base, &id).await });
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        set.spawn(async move { run_job(&client, &base, &token, &id).await });
     }
     let mut each = set.join_all().await;
     each.sort();

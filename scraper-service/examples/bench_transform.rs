@@ -52,16 +52,17 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(200);
     let page = realistic_page();
-    let company = transform(&page, IDNO).expect("the benchmark page parses");
+    let idno = api::scrape::Idno::parse(IDNO).expect("a valid IDNO");
+    let company = transform(&page, &idno).expect("the benchmark page parses");
     assert_eq!(company.company_name.as_deref(), Some("Exemplu Comerț SRL"));
     assert_eq!(company.directors.len(), 2);
 
     for _ in 0..5 {
-        let _ = transform(&page, IDNO);
+        let _ = transform(&page, &idno);
     }
     let started = Instant::now();
     for _ in 0..iterations {
-        std::hint::black_box(transform(std::hint::black_box(&page), IDNO).ok());
+        std::hint::black_box(transform(std::hint::black_box(&page), &idno).ok());
     }
     let secs = started.elapsed().as_secs_f64();
     let kb = page.len() as f64 / 1024.0;

@@ -3,9 +3,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use api::scrape::Idno;
+use common::auth::TokenSettings;
 use common::config::{millis_or, parse_or, secs_or, var, var_or, ConfigError};
-use common::db::DbConfig;
-use common::server::HttpLimits;
+use service_kit::db::DbConfig;
+use service_kit::ServerConfig;
 use url::Url;
 
 /// Which [`crate::extract::Fetcher`] downloads pages.
@@ -23,10 +25,19 @@ pub enum FetcherChoice {
 /// one-process binary can build one without touching the environment.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `SCRAPER_SERVICE_ADDR`, default `0.0.0.0:8003`.
-    pub addr: String,
+    /// `SCRAPER_SERVICE_ADDR` (`0.0.0.0:8003`), the request limits, and `SHUTDOWN_GRACE_MS`
+    /// (10000): how long a stop lets requests and running jobs finish before the jobs still
+    /// held are put back in the queue.
+    pub server: ServerConfig,
+    /// `SCRAPER_SERVICE_DATABASE_URL` / `DATABASE_URL`, or SQLite `scraper.sqlite`.
     pub db: DbConfig,
-    pub limits: HttpLimits,
+    /// `ALGORITHM`, `SECRET_KEY`, `JWT_ISSUER`, …: the service verifies every caller's token.
+    pub tokens: TokenSettings,
+    /// `JWKS_URL` (`<USER_SERVICE_URL>/.well-known/jwks.json`): the issuer's public keys, with
+    /// `ALGORITHM=EdDSA` only.
+    pub jwks_url: String,
+    /// `JWKS_REFRESH_SECONDS` (300): how often those keys are fetched again.
+    pub jwks_refresh: Duration,
     /// `COMPANY_CACHE_TTL_SECONDS` (86400): how long a company record counts as fresh.
     pub cache_ttl: Duration,
     /// `SOURCE_BASE_URL` (`https://openmoney.md`): the only host ever fetched.
@@ -64,9 +75,40 @@ pub struct Config {
     pub retry_base: Duration,
     /// `SCRAPE_RETRY_MAX_MS` (60000): the longest retry delay.
     pub retry_max: Duration,
-    /// `SCRAPE_SHUTDOWN_GRACE_MS` (10000): how long shutdown waits for requests and running
-    /// jobs before releasing the jobs back to the queue.
-    pub shutdown_grace: Duration,
+    /// What one user may ask for (429 with `Retry-After` beyond it).
+    pub quotas: QuotaLimits,
+}
+
+/// Per-user caps on what costs outbound fetches. Each counter runs for a fixed window from
+/// the first request counted in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaLimits {
+    /// `SCRAPE_JOBS_PER_USER_PER_MINUTE` (20): requests one user may send per minute that
+    /// queue a job (or join their own pending one); answers from the cache do not count.
+    pub jobs_per_minute: u64,
+    /// `SCRAPE_FORCED_PER_USER_PER_HOUR` (10): forced refreshes one user may ask for per
+    /// hour (each also counts as a job).
+    pub forced_per_hour: u64,
+}
+
+impl Default for QuotaLimits {
+    fn default() -> Self {
+        Self {
+            jobs_per_minute: 20,
+            forced_per_hour: 10,
+        }
+    }
+}
+
+/// The database (`SCRAPER_SERVICE_DATABASE_URL`, `DATABASE_URL`, `DATA_DIR`, …): all the
+/// administrative commands need, without the token settings serving needs.
+pub fn db_from_env() -> Result<DbConfig, ConfigError> {
+    DbConfig::from_env("SCRAPER_SERVICE", "scraper.sqlite")
+}
+
+/// `COMPANY_CACHE_TTL_SECONDS` (86400): how long a company record counts as fresh.
+pub fn cache_ttl_from_env() -> Result<Duration, ConfigError> {
+    secs_or("COMPANY_CACHE_TTL_SECONDS", 86_400)
 }
 
 /// Default CSS selector that means "the company page has rendered". It matches the usual
@@ -79,10 +121,18 @@ pub const DEFAULT_NOT_FOUND_SELECTOR: &str = "[data-not-found], .not-found";
 impl Config {
     /// Reads every variable (see the field docs); a malformed value names its variable.
     pub fn from_env() -> Result<Config, ConfigError> {
-        let mut c = Config::defaults(DbConfig::from_env("SCRAPER_SERVICE", "scraper.sqlite")?);
-        c.addr = var_or("SCRAPER_SERVICE_ADDR", "0.0.0.0:8003");
-        c.limits = HttpLimits::from_env()?;
-        c.cache_ttl = secs_or("COMPANY_CACHE_TTL_SECONDS", 86_400)?;
+        let mut c = Config::for_tests(db_from_env()?, TokenSettings::from_env()?);
+        c.server = ServerConfig::from_env("SCRAPER_SERVICE_ADDR", "0.0.0.0:8003")?;
+        let user_service_url = var_or("USER_SERVICE_URL", "http://127.0.0.1:8002");
+        c.jwks_url = var_or(
+            "JWKS_URL",
+            &format!(
+                "{}/.well-known/jwks.json",
+                user_service_url.trim_end_matches('/')
+            ),
+        );
+        c.jwks_refresh = secs_or("JWKS_REFRESH_SECONDS", 300)?;
+        c.cache_ttl = cache_ttl_from_env()?;
         if let Some(raw) = var("SOURCE_BASE_URL") {
             c.source_base_url =
                 parse_base_url(&raw).map_err(|m| ConfigError::new("SOURCE_BASE_URL", m))?;
@@ -140,16 +190,20 @@ impl Config {
         }
         c.retry_base = millis_or("SCRAPE_RETRY_BASE_MS", 1000)?;
         c.retry_max = millis_or("SCRAPE_RETRY_MAX_MS", 60_000)?;
-        c.shutdown_grace = millis_or("SCRAPE_SHUTDOWN_GRACE_MS", 10_000)?;
+        c.quotas.jobs_per_minute = at_least_one("SCRAPE_JOBS_PER_USER_PER_MINUTE", 20)?;
+        c.quotas.forced_per_hour = at_least_one("SCRAPE_FORCED_PER_USER_PER_HOUR", 10)?;
         Ok(c)
     }
 
-    /// The defaults, with `db` as the database and nothing read from the environment.
-    pub fn defaults(db: DbConfig) -> Config {
+    /// The defaults on an ephemeral port of 127.0.0.1, with `db` as the database and
+    /// `tokens` verifying callers; nothing is read from the environment (tests, embedding).
+    pub fn for_tests(db: DbConfig, tokens: TokenSettings) -> Config {
         Config {
-            addr: "0.0.0.0:8003".into(),
+            server: ServerConfig::ephemeral("SCRAPER_SERVICE_ADDR"),
             db,
-            limits: HttpLimits::default(),
+            tokens,
+            jwks_url: "http://127.0.0.1:8002/.well-known/jwks.json".into(),
+            jwks_refresh: Duration::from_secs(300),
             cache_ttl: Duration::from_secs(86_400),
             source_base_url: Url::parse("https://openmoney.md").expect("a valid constant URL"),
             fetcher: FetcherChoice::Auto,
@@ -171,12 +225,12 @@ impl Config {
             max_attempts: 3,
             retry_base: Duration::from_millis(1000),
             retry_max: Duration::from_secs(60),
-            shutdown_grace: Duration::from_secs(10),
+            quotas: QuotaLimits::default(),
         }
     }
 
     /// The page of a company: `<SOURCE_BASE_URL>/companies/<idno>`.
-    pub fn company_url(&self, idno: &str) -> Url {
+    pub fn company_url(&self, idno: &Idno) -> Url {
         let mut url = self.source_base_url.clone();
         let base = url.path().trim_end_matches('/').to_owned();
         url.set_path(&format!("{base}/companies/{idno}"));
@@ -223,6 +277,14 @@ impl Config {
     }
 }
 
+/// A count read from `var` (default `default`) that must be at least 1.
+fn at_least_one(var: &str, default: u64) -> Result<u64, ConfigError> {
+    match parse_or(var, default)? {
+        0 => Err(ConfigError::new(var, "must be at least 1")),
+        n => Ok(n),
+    }
+}
+
 /// `SOURCE_BASE_URL` must be http(s) with a host.
 pub fn parse_base_url(raw: &str) -> Result<Url, String> {
     let url = Url::parse(raw.trim()).map_err(|e| format!("not a URL: {e}"))?;
@@ -255,16 +317,29 @@ pub fn find_executable(name: &str) -> Option<std::path::PathBuf> {
 mod tests {
     use super::*;
 
+    /// Settings that are never used to verify anything here.
+    fn tokens() -> TokenSettings {
+        TokenSettings {
+            algorithm: common::auth::hmac_algorithm("HS256").unwrap(),
+            secret: None,
+            issuer: "user-service".into(),
+            audience: "platform".into(),
+            lifetime: Duration::from_secs(60),
+            leeway: Duration::from_secs(5),
+        }
+    }
+
     #[test]
     fn company_url_keeps_a_base_path() {
-        let mut c = Config::defaults(DbConfig::sqlite(Path::new("/tmp"), "x.sqlite"));
+        let mut c = Config::for_tests(DbConfig::sqlite(Path::new("/tmp"), "x.sqlite"), tokens());
+        let idno = Idno::parse("1008600038413").unwrap();
         assert_eq!(
-            c.company_url("1008600038413").as_str(),
+            c.company_url(&idno).as_str(),
             "https://openmoney.md/companies/1008600038413"
         );
         c.source_base_url = parse_base_url("http://127.0.0.1:9000/mirror/").unwrap();
         assert_eq!(
-            c.company_url("1008600038413").as_str(),
+            c.company_url(&idno).as_str(),
             "http://127.0.0.1:9000/mirror/companies/1008600038413"
         );
     }
@@ -278,10 +353,13 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_variable() {
-        // Only this test touches SCRAPER_FETCHER in this binary.
+        // Only this test touches the environment in this binary. The token settings are
+        // read first, so they must be valid for the fetcher to be reached.
+        std::env::set_var("SECRET_KEY", "a-test-secret-of-at-least-32-bytes!!");
         std::env::set_var("SCRAPER_FETCHER", "selenium");
         let err = Config::from_env().unwrap_err();
         std::env::remove_var("SCRAPER_FETCHER");
+        std::env::remove_var("SECRET_KEY");
         assert!(err.to_string().starts_with("SCRAPER_FETCHER: "), "{err}");
     }
 

@@ -1,12 +1,15 @@
-//! The service's errors: what a request can fail with (turned into FastAPI-shaped JSON) and
-//! what start-up can fail with (one line naming the variable at fault).
+//! [`ApiError`]: everything a request can fail with, and how each case is answered (FastAPI's
+//! JSON shape; causes of server-side failures are logged, never sent).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use common::config::ConfigError;
-use common::db::DbStartError;
-use common::error::{json_error, validation_error, FieldError};
 use common::kv::KvError;
+use service_kit::error::{
+    json_error, too_many_requests, unavailable, validation_error, FieldError, Forbidden,
+};
+use service_kit::extract::BodyRejection;
+
+use crate::quota::OverQuota;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -17,15 +20,30 @@ pub enum ApiError {
     /// 422 listing the invalid fields.
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
+    /// A body that could not be read or parsed (413, 400 or 422).
+    #[error("request body refused")]
+    Body(BodyRejection),
+    /// The caller's role does not allow this (403).
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// The caller went over a per-user cap (429 with `Retry-After`).
+    #[error("{}", .0.spend.refusal())]
+    OverQuota(OverQuota),
     /// The database failed; 503 when unreachable, else 500.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     /// The key-value store failed (503).
     #[error(transparent)]
     Kv(#[from] KvError),
-    /// Anything else (500); the cause is logged, never sent.
-    #[error("internal: {0}")]
-    Internal(String),
+}
+
+impl From<BodyRejection> for ApiError {
+    fn from(rejection: BodyRejection) -> Self {
+        match rejection {
+            BodyRejection::Invalid(errors) => ApiError::Invalid(errors),
+            other => ApiError::Body(other),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -33,9 +51,17 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::NotFound(detail) => json_error(StatusCode::NOT_FOUND, detail),
             ApiError::Invalid(errors) => validation_error(errors),
-            ApiError::Db(e) if common::db::is_unavailable(&e) => {
+            ApiError::Body(rejection) => rejection.into_response(),
+            ApiError::Forbidden(forbidden) => forbidden.into_response(),
+            ApiError::OverQuota(over) => {
+                // Whole seconds, rounded up: retrying at the stated time must succeed.
+                let secs =
+                    over.retry_after.as_secs() + u64::from(over.retry_after.subsec_nanos() > 0);
+                too_many_requests(over.spend.refusal(), secs)
+            }
+            ApiError::Db(e) if service_kit::db::is_unavailable(&e) => {
                 tracing::warn!(error = %e, "database unavailable");
-                json_error(StatusCode::SERVICE_UNAVAILABLE, "Database unavailable")
+                unavailable("Database unavailable")
             }
             ApiError::Db(e) => {
                 tracing::error!(error = %e, "database error");
@@ -43,49 +69,8 @@ impl IntoResponse for ApiError {
             }
             ApiError::Kv(e) => {
                 tracing::warn!(error = %e, "key-value store unavailable");
-                json_error(StatusCode::SERVICE_UNAVAILABLE, "Cache unavailable")
+                unavailable("Key-value store unavailable")
             }
-            ApiError::Internal(cause) => {
-                tracing::error!(cause, "internal error");
-                json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-            }
-        }
-    }
-}
-
-/// Why the service could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Db(#[from] DbStartError),
-}
-
-/// Why a re-transform run failed as a whole (single pages that fail are only counted).
-#[derive(Debug, thiserror::Error)]
-pub enum RetransformError {
-    #[error(transparent)]
-    Startup(#[from] StartupError),
-    #[error("IDNO: {0}")]
-    InvalidIdno(common::api::scrape::IdnoError),
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("transform task failed: {0}")]
-    Task(String),
-}
-
-impl From<RetransformError> for ApiError {
-    fn from(e: RetransformError) -> Self {
-        match e {
-            RetransformError::Db(e) => ApiError::Db(e),
-            RetransformError::InvalidIdno(err) => {
-                ApiError::Invalid(vec![common::api::scrape::idno_field_error(
-                    vec!["body".into(), "idno".into()],
-                    err,
-                )])
-            }
-            other => ApiError::Internal(other.to_string()),
         }
     }
 }

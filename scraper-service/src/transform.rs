@@ -9,6 +9,7 @@
 //!
 //! Pure and synchronous: callers run it on a blocking thread.
 
+use api::scrape::Idno;
 use ego_tree::iter::Edge;
 use ego_tree::NodeRef;
 use scraper::{CaseSensitivity, ElementRef, Html, Node};
@@ -42,7 +43,7 @@ pub enum TransformError {
     NoData,
     /// The page shows another company's IDNO.
     #[error("the page shows IDNO {page}, not {requested}")]
-    IdnoMismatch { page: String, requested: String },
+    IdnoMismatch { page: String, requested: Idno },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,7 +230,7 @@ const MAX_LABEL_CHARS: usize = 80;
 const MAX_INLINE_CHARS: usize = 600;
 
 /// Parses `html`, the page of company `idno`.
-pub fn transform(html: &str, idno: &str) -> Result<ParsedCompany, TransformError> {
+pub fn transform(html: &str, idno: &Idno) -> Result<ParsedCompany, TransformError> {
     let doc = Html::parse_document(html);
     let mut found = Found::default();
     let mut visible = String::new();
@@ -281,10 +282,10 @@ pub fn transform(html: &str, idno: &str) -> Result<ParsedCompany, TransformError
         company.company_name = fallback_name(&doc);
     }
     if let Some(page) = &company.idno {
-        if page != idno {
+        if page != idno.as_str() {
             return Err(TransformError::IdnoMismatch {
                 page: page.clone(),
-                requested: idno.to_owned(),
+                requested: idno.clone(),
             });
         }
     }
@@ -572,7 +573,7 @@ pub fn normalize_label(raw: &str) -> String {
 /// The first run of exactly 13 digits in `text`.
 fn find_idno(text: &str) -> Option<String> {
     text.split(|c: char| !c.is_ascii_digit())
-        .find(|run| run.len() == common::api::scrape::IDNO_LEN)
+        .find(|run| run.len() == api::scrape::IDNO_LEN)
         .map(str::to_owned)
 }
 
@@ -614,6 +615,11 @@ mod tests {
     use super::*;
 
     const IDNO: &str = "1008600038413";
+
+    /// [`super::transform`] for an IDNO written as text.
+    fn transform(html: &str, idno: &str) -> Result<ParsedCompany, TransformError> {
+        super::transform(html, &Idno::parse(idno).expect("a valid IDNO"))
+    }
 
     fn page(body: &str) -> String {
         format!("<!doctype html><html><head><title>t</title></head><body>{body}</body></html>")
@@ -796,6 +802,7 @@ mod tests {
     /// The stored samples in `tests/fixtures/`.
     mod samples {
         use super::super::*;
+        use super::transform;
 
         #[test]
         fn rendered_page_of_the_fixture_site() {

@@ -5,21 +5,36 @@
 //! and instances never take the same job: on PostgreSQL the candidate row is locked with
 //! `FOR UPDATE SKIP LOCKED`, on SQLite writers are serialised anyway. A running job whose lease
 //! ran out (its instance crashed) is claimable again. Every later transition is fenced by the
-//! lease owner, so an instance that lost its lease cannot overwrite the new holder's result.
-//! A partial unique index allows one pending (queued or running) job per IDNO.
+//! lease holder, so an instance that lost its lease cannot overwrite the new holder's result.
+//!
+//! A job belongs to the user who asked for it (`owner_id`) and is named outside the service
+//! by a random UUID (`public_id`), never by its sequential `id`. A partial unique index allows
+//! one pending (queued or running) job per IDNO and owner. Claiming takes at most one job per
+//! company at a time — the first due one, and only while no other job of that company runs —
+//! so the jobs of several users asking for one company run one after the other, and the later
+//! ones find the record the first one fetched.
 
 use std::time::Duration;
 
+use api::scrape::{Idno, JobState};
 use chrono::NaiveDateTime;
-use common::api::scrape::{JobState, ScrapeJobResponse};
-use common::db::{now, Db};
-use common::with_db;
+use service_kit::db::Db;
+use service_kit::with_db;
+use uuid::Uuid;
+
+use super::{after, now};
 
 /// A row of `scrape_jobs`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Job {
+    /// The row id: internal only.
     pub id: i64,
-    pub idno: String,
+    /// The job's name in the API: a random UUID (lower-case, hyphenated).
+    pub public_id: String,
+    /// The user who asked; `None` for jobs queued before jobs had owners.
+    pub owner_id: Option<i64>,
+    #[sqlx(try_from = "String")]
+    pub idno: Idno,
     pub state: String,
     pub attempts: i32,
     pub max_attempts: i32,
@@ -40,44 +55,32 @@ impl Job {
     pub fn state(&self) -> JobState {
         JobState::parse(&self.state).unwrap_or(JobState::Failed)
     }
-
-    /// The API view of the job, without its result.
-    pub fn to_response(&self) -> ScrapeJobResponse {
-        ScrapeJobResponse {
-            id: self.id,
-            idno: self.idno.clone(),
-            state: self.state(),
-            attempts: self.attempts,
-            max_attempts: self.max_attempts,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            started_at: self.started_at,
-            finished_at: self.finished_at,
-            error: self.error.clone(),
-            data: None,
-        }
-    }
 }
 
-const COLUMNS: &str =
-    "id, idno, state, attempts, max_attempts, run_at, lease_owner, lease_until, error, \
-                       source_id, transformed_id, created_at, updated_at, started_at, finished_at";
+const COLUMNS: &str = "id, public_id, owner_id, idno, state, attempts, max_attempts, run_at, \
+                       lease_owner, lease_until, error, source_id, transformed_id, created_at, \
+                       updated_at, started_at, finished_at";
 
-fn after(d: Duration) -> NaiveDateTime {
-    now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
-/// Queues a job for `idno`, or returns the one already pending; `true` when it is new.
-/// Race-free: concurrent callers for one IDNO all get the same job.
-pub async fn enqueue(db: &Db, idno: &str, max_attempts: u32) -> Result<(Job, bool), sqlx::Error> {
+/// Queues a job for `idno` owned by `owner_id`, or returns that owner's job already pending
+/// for it; `true` when it is new. Race-free: concurrent callers (one owner, one IDNO) all get
+/// the same job.
+#[tracing::instrument(skip_all, fields(idno = %idno, owner_id))]
+pub async fn enqueue(
+    db: &Db,
+    idno: &Idno,
+    owner_id: i64,
+    max_attempts: u32,
+) -> Result<(Job, bool), sqlx::Error> {
     let insert = format!(
-        "INSERT INTO scrape_jobs (idno, state, attempts, max_attempts, run_at, created_at, updated_at) \
-         VALUES ($1, 'queued', 0, $2, $3, $3, $3) \
-         ON CONFLICT (idno) WHERE state IN ('queued', 'running') DO NOTHING \
+        "INSERT INTO scrape_jobs \
+         (public_id, owner_id, idno, state, attempts, max_attempts, run_at, created_at, updated_at) \
+         VALUES ($4, $5, $1, 'queued', 0, $2, $3, $3, $3) \
+         ON CONFLICT (idno, owner_id) WHERE state IN ('queued', 'running') DO NOTHING \
          RETURNING {COLUMNS}"
     );
     let pending = format!(
-        "SELECT {COLUMNS} FROM scrape_jobs WHERE idno = $1 AND state IN ('queued', 'running')"
+        "SELECT {COLUMNS} FROM scrape_jobs \
+         WHERE idno = $1 AND owner_id = $2 AND state IN ('queued', 'running')"
     );
     let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
     // The pending job may finish between the insert that found it and the select that reads
@@ -85,16 +88,21 @@ pub async fn enqueue(db: &Db, idno: &str, max_attempts: u32) -> Result<(Job, boo
     for _ in 0..5 {
         let ts = now();
         let created: Option<Job> = with_db!(db, pool => sqlx::query_as(&insert)
-            .bind(idno)
+            .bind(idno.as_str())
             .bind(max_attempts)
             .bind(ts)
+            .bind(Uuid::new_v4().to_string())
+            .bind(owner_id)
             .fetch_optional(pool)
             .await)?;
         if let Some(job) = created {
             return Ok((job, true));
         }
-        let existing: Option<Job> =
-            with_db!(db, pool => sqlx::query_as(&pending).bind(idno).fetch_optional(pool).await)?;
+        let existing: Option<Job> = with_db!(db, pool => sqlx::query_as(&pending)
+            .bind(idno.as_str())
+            .bind(owner_id)
+            .fetch_optional(pool)
+            .await)?;
         if let Some(job) = existing {
             return Ok((job, false));
         }
@@ -104,12 +112,20 @@ pub async fn enqueue(db: &Db, idno: &str, max_attempts: u32) -> Result<(Job, boo
     ))
 }
 
-/// Takes the next due job (queued and due, or running with an expired lease) for `owner`,
-/// holding it for `lease`. Counts the attempt.
-pub async fn claim(db: &Db, owner: &str, lease: Duration) -> Result<Option<Job>, sqlx::Error> {
-    let pick = "SELECT id FROM scrape_jobs \
-                WHERE (state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3) \
-                ORDER BY run_at, id LIMIT 1";
+/// Takes the next due job (queued and due, or running with an expired lease) for `holder`,
+/// holding it for `lease`, and counts the attempt. A job is passed over while another job of
+/// the same company runs (with a live lease) or is due before it.
+#[tracing::instrument(level = "debug", skip_all, fields(holder))]
+pub async fn claim(db: &Db, holder: &str, lease: Duration) -> Result<Option<Job>, sqlx::Error> {
+    let pick = "SELECT j.id FROM scrape_jobs j \
+                WHERE ((j.state = 'queued' AND j.run_at <= $3) \
+                       OR (j.state = 'running' AND j.lease_until < $3)) \
+                AND NOT EXISTS (SELECT 1 FROM scrape_jobs o \
+                    WHERE o.idno = j.idno AND o.id <> j.id \
+                    AND ((o.state = 'running' AND o.lease_until >= $3) \
+                         OR (o.state = 'queued' AND o.run_at <= $3 \
+                             AND (o.run_at < j.run_at OR (o.run_at = j.run_at AND o.id < j.id))))) \
+                ORDER BY j.run_at, j.id LIMIT 1";
     let lock = match db {
         Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
         Db::Sqlite(_) => "",
@@ -121,18 +137,19 @@ pub async fn claim(db: &Db, owner: &str, lease: Duration) -> Result<Option<Job>,
     );
     let ts = now();
     with_db!(db, pool => sqlx::query_as(&sql)
-        .bind(owner)
+        .bind(holder)
         .bind(after(lease))
         .bind(ts)
         .fetch_optional(pool)
         .await)
 }
 
-/// Extends `owner`'s lease on job `id`; false when the lease was lost.
+/// Extends `holder`'s lease on job `id`; false when the lease was lost.
+#[tracing::instrument(level = "debug", skip_all, fields(job_id = id))]
 pub async fn heartbeat(
     db: &Db,
     id: i64,
-    owner: &str,
+    holder: &str,
     lease: Duration,
 ) -> Result<bool, sqlx::Error> {
     let sql = "UPDATE scrape_jobs SET lease_until = $1, updated_at = $2 \
@@ -141,18 +158,19 @@ pub async fn heartbeat(
         .bind(after(lease))
         .bind(now())
         .bind(id)
-        .bind(owner)
+        .bind(holder)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
     Ok(r == 1)
 }
 
-/// Marks job `id` succeeded; false when `owner` no longer held it.
+/// Marks job `id` succeeded with its page and record; false when `holder` no longer held it.
+#[tracing::instrument(skip_all, fields(job_id = id, source_id, transformed_id))]
 pub async fn complete(
     db: &Db,
     id: i64,
-    owner: &str,
+    holder: &str,
     source_id: i64,
     transformed_id: i64,
 ) -> Result<bool, sqlx::Error> {
@@ -165,7 +183,7 @@ pub async fn complete(
         .bind(source_id)
         .bind(transformed_id)
         .bind(id)
-        .bind(owner)
+        .bind(holder)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
@@ -173,10 +191,11 @@ pub async fn complete(
 }
 
 /// Puts job `id` back in the queue, due after `delay`, remembering why it failed.
+#[tracing::instrument(skip_all, fields(job_id = id, delay_ms = delay.as_millis() as u64))]
 pub async fn retry_later(
     db: &Db,
     id: i64,
-    owner: &str,
+    holder: &str,
     delay: Duration,
     error: &str,
     source_id: Option<i64>,
@@ -190,7 +209,7 @@ pub async fn retry_later(
         .bind(error)
         .bind(source_id)
         .bind(id)
-        .bind(owner)
+        .bind(holder)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
@@ -198,10 +217,11 @@ pub async fn retry_later(
 }
 
 /// Marks job `id` failed for good.
+#[tracing::instrument(skip_all, fields(job_id = id))]
 pub async fn fail(
     db: &Db,
     id: i64,
-    owner: &str,
+    holder: &str,
     error: &str,
     source_id: Option<i64>,
 ) -> Result<bool, sqlx::Error> {
@@ -214,50 +234,43 @@ pub async fn fail(
         .bind(error)
         .bind(source_id)
         .bind(id)
-        .bind(owner)
+        .bind(holder)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
     Ok(r == 1)
 }
 
-/// Returns every job `owner` still holds to the queue, due now, without counting the
+/// Returns every job `holder` still holds to the queue, due now, without counting the
 /// interrupted attempt (graceful shutdown). Returns how many.
-pub async fn release_owned(db: &Db, owner: &str) -> Result<u64, sqlx::Error> {
+#[tracing::instrument(skip_all, fields(holder))]
+pub async fn release_held(db: &Db, holder: &str) -> Result<u64, sqlx::Error> {
     let sql = "UPDATE scrape_jobs SET state = 'queued', \
                attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
                lease_owner = NULL, lease_until = NULL, run_at = $1, updated_at = $1 \
                WHERE lease_owner = $2 AND state = 'running'";
     let ts = now();
-    with_db!(db, pool => sqlx::query(sql).bind(ts).bind(owner).execute(pool).await.map(|r| r.rows_affected()))
+    with_db!(db, pool => sqlx::query(sql)
+        .bind(ts)
+        .bind(holder)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))
 }
 
-/// The job with this id.
-pub async fn get(db: &Db, id: i64) -> Result<Option<Job>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM scrape_jobs WHERE id = $1");
-    with_db!(db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)
+/// The job named `public_id` in the API.
+#[tracing::instrument(skip_all, fields(public_id = %public_id))]
+pub async fn by_public_id(db: &Db, public_id: &Uuid) -> Result<Option<Job>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM scrape_jobs WHERE public_id = $1");
+    with_db!(db, pool => sqlx::query_as(&sql)
+        .bind(public_id.to_string())
+        .fetch_optional(pool)
+        .await)
 }
 
 /// How many jobs are in each state (for the queue-depth metric).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn count_by_state(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let sql = "SELECT state, COUNT(*) FROM scrape_jobs GROUP BY state";
+    let sql = "SELECT state, CAST(COUNT(*) AS BIGINT) FROM scrape_jobs GROUP BY state";
     with_db!(db, pool => sqlx::query_as(sql).fetch_all(pool).await)
-}
-
-/// The `/metrics` text of the queue: `scrape_jobs{state="…"}` for every state.
-pub async fn queue_metrics(db: &Db) -> String {
-    let mut out = String::from("# HELP scrape_jobs Scrape jobs by state (queued = queue depth).\n# TYPE scrape_jobs gauge\n");
-    match count_by_state(db).await {
-        Ok(counts) => {
-            for state in ["queued", "running", "succeeded", "failed"] {
-                let n = counts
-                    .iter()
-                    .find(|(s, _)| s == state)
-                    .map_or(0, |(_, n)| *n);
-                out.push_str(&format!("scrape_jobs{{state=\"{state}\"}} {n}\n"));
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot count jobs for /metrics"),
-    }
-    out
 }
