@@ -1,70 +1,77 @@
-//! app-service configuration, read from the environment.
+//! app-service configuration, read once from the environment at start-up.
 
 use std::time::Duration;
 
 use common::auth::TokenSettings;
-use common::config::{millis_or, var_or, ConfigError};
-use common::server::HttpLimits;
+use common::config::{millis_or, secs_or, var_or, ConfigError};
+use service_kit::ServerConfig;
 
 /// Everything app-service needs to start.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `APP_SERVICE_ADDR` (default `0.0.0.0:8001`).
-    pub listen: String,
-    /// `USER_SERVICE_URL` (default `http://127.0.0.1:8002`).
+    /// `APP_SERVICE_ADDR` (default `0.0.0.0:8001`), `MAX_BODY_BYTES`, `REQUEST_TIMEOUT_MS`,
+    /// `SHUTDOWN_GRACE_MS`.
+    pub server: ServerConfig,
+    /// `USER_SERVICE_URL` (default `http://127.0.0.1:8002`), without a trailing slash.
     pub user_service_url: String,
-    /// `SCRAPER_SERVICE_URL` (default `http://127.0.0.1:8003`).
+    /// `SCRAPER_SERVICE_URL` (default `http://127.0.0.1:8003`), without a trailing slash.
     pub scraper_service_url: String,
-    /// `JWKS_URL` (default `<USER_SERVICE_URL>/.well-known/jwks.json`), used with EdDSA.
-    pub jwks_url: String,
-    /// How often to re-fetch the JWKS (`JWKS_REFRESH_SECONDS`, 300).
-    pub jwks_refresh: Duration,
     /// Connect timeout towards the services (`UPSTREAM_CONNECT_TIMEOUT_MS`, 1000).
     pub upstream_connect_timeout: Duration,
-    /// Whole-call timeout towards the services (`UPSTREAM_TIMEOUT_MS`, 10000).
+    /// Whole-call timeout towards the services (`UPSTREAM_TIMEOUT_MS`, 10000); beyond it the
+    /// client gets 504.
     pub upstream_timeout: Duration,
+    /// `ALGORITHM`, `SECRET_KEY`, `JWT_ISSUER`, … : how bearer tokens are verified.
     pub tokens: TokenSettings,
-    pub limits: HttpLimits,
+    /// `JWKS_URL` (default `<USER_SERVICE_URL>/.well-known/jwks.json`), used with EdDSA.
+    pub jwks_url: String,
+    /// How often the JWKS is fetched again (`JWKS_REFRESH_SECONDS`, 300).
+    pub jwks_refresh: Duration,
 }
 
 impl Config {
-    /// Reads the variables above, `HttpLimits` and the token settings.
+    /// Reads the variables above; a bad value is an error naming its variable.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let user_service_url = trim_slash(var_or("USER_SERVICE_URL", "http://127.0.0.1:8002"));
-        let jwks_default = format!("{user_service_url}/.well-known/jwks.json");
+        let user_service_url = trim_slash(&var_or("USER_SERVICE_URL", "http://127.0.0.1:8002"));
+        let jwks_default = jwks_url_of(&user_service_url);
         Ok(Self {
-            listen: var_or("APP_SERVICE_ADDR", "0.0.0.0:8001"),
-            scraper_service_url: trim_slash(var_or("SCRAPER_SERVICE_URL", "http://127.0.0.1:8003")),
-            jwks_url: var_or("JWKS_URL", &jwks_default),
+            server: ServerConfig::from_env("APP_SERVICE_ADDR", "0.0.0.0:8001")?,
+            scraper_service_url: trim_slash(&var_or(
+                "SCRAPER_SERVICE_URL",
+                "http://127.0.0.1:8003",
+            )),
             user_service_url,
-            jwks_refresh: common::config::secs_or("JWKS_REFRESH_SECONDS", 300)?,
             upstream_connect_timeout: millis_or("UPSTREAM_CONNECT_TIMEOUT_MS", 1000)?,
             upstream_timeout: millis_or("UPSTREAM_TIMEOUT_MS", 10_000)?,
             tokens: TokenSettings::from_env()?,
-            limits: HttpLimits::from_env()?,
+            jwks_url: var_or("JWKS_URL", &jwks_default),
+            jwks_refresh: secs_or("JWKS_REFRESH_SECONDS", 300)?,
         })
     }
-}
 
-fn trim_slash(url: String) -> String {
-    url.trim_end_matches('/').to_owned()
-}
-
-impl Config {
-    /// A configuration for tests and embedding: an ephemeral port on 127.0.0.1, the given
-    /// services and token settings, defaults otherwise.
+    /// A configuration for tests and embedding, without the environment: an ephemeral port on
+    /// 127.0.0.1, the given services and token settings, defaults otherwise.
     pub fn new(user_service_url: &str, scraper_service_url: &str, tokens: TokenSettings) -> Self {
-        let user_service_url = trim_slash(user_service_url.to_owned());
+        let user_service_url = trim_slash(user_service_url);
         Self {
-            listen: "127.0.0.1:0".into(),
-            jwks_url: format!("{user_service_url}/.well-known/jwks.json"),
+            server: ServerConfig::ephemeral("APP_SERVICE_ADDR"),
+            jwks_url: jwks_url_of(&user_service_url),
             user_service_url,
-            scraper_service_url: trim_slash(scraper_service_url.to_owned()),
-            jwks_refresh: Duration::from_secs(300),
+            scraper_service_url: trim_slash(scraper_service_url),
             upstream_connect_timeout: Duration::from_secs(1),
             upstream_timeout: Duration::from_secs(10),
             tokens,
-            limits: HttpLimits::default(),
+            jwks_refresh: Duration::from_secs(300),
         }
     }
+}
+
+/// Where user-service publishes its public keys.
+fn jwks_url_of(user_service_url: &str) -> String {
+    format!("{user_service_url}/.well-known/jwks.json")
+}
+
+/// Paths are appended to the base URL, so it must not end with a slash.
+fn trim_slash(url: &str) -> String {
+    url.trim_end_matches('/').to_owned()
 }

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{Flow, OAuth2, Password, Scopes, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{auth, scrape};
+use crate::routes::{admin, auth, companies, scrape};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +16,7 @@ use crate::routes::{auth, scrape};
     ),
     paths(
         auth::register, auth::login, auth::token, auth::me, auth::logout,
-        scrape::scrape, scrape::job, scrape::company, scrape::retransform,
+        scrape::scrape, scrape::job, companies::company, admin::retransform,
     ),
     modifiers(&OAuth2PasswordFlow),
     tags(

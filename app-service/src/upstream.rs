@@ -1,30 +1,38 @@
-//! Calls to user-service and scraper-service, relaying their answers faithfully.
+//! Relaying a request to user-service or scraper-service, faithfully.
 //!
-//! The request body, content type, credentials, client address, request id and trace context
-//! go through unchanged; the upstream's status, body and the headers a client relies on
-//! (`WWW-Authenticate`, `Retry-After`, `Cache-Control`, `Location`, ...) come back unchanged.
-//! Only a failure to reach the upstream becomes app-service's own error (503 or 504).
+//! The method, path and query, body, content type, credentials, client address, request id
+//! and trace context go through unchanged; the service's status, body and the headers a client
+//! relies on (`Content-Type`, `WWW-Authenticate`, `Retry-After`, `Cache-Control`, `Pragma`,
+//! `Location`) come back unchanged. Nothing else crosses in either direction (in particular no
+//! identity header: each service verifies the bearer token itself). Only a failure to get an
+//! answer becomes app-service's own error: 503 (unreachable) or 504 (too slow).
 
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, Method, Response, Uri};
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderMap, HeaderName, Method, Uri};
+use axum::response::Response;
 use bytes::Bytes;
-use http::header;
+use common::config::ConfigError;
+use service_kit::extract::{BodyRejection, RawBody};
 
-use crate::error::AppError;
+use crate::error::ApiError;
 
-/// Request headers passed to the upstream.
+/// Request headers passed to the service.
 const FORWARDED_REQUEST_HEADERS: [HeaderName; 5] = [
     header::CONTENT_TYPE,
     header::AUTHORIZATION,
     header::ACCEPT,
-    HeaderName::from_static("x-forwarded-for"),
-    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static(common::auth::headers::CLIENT_IP),
+    HeaderName::from_static(common::auth::headers::REQUEST_ID),
 ];
 
-/// Trace-context headers, passed along so one request stays one trace.
-const TRACE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+/// W3C trace-context headers, so that one request stays one trace.
+const TRACE_HEADERS: [HeaderName; 2] = [
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+];
 
 /// Response headers passed back to the client.
 const RELAYED_RESPONSE_HEADERS: [HeaderName; 6] = [
@@ -36,7 +44,38 @@ const RELAYED_RESPONSE_HEADERS: [HeaderName; 6] = [
     header::LOCATION,
 ];
 
-/// One upstream service, reached through a shared connection pool.
+/// How long a readiness probe waits for a service's `/healthz`.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A request as it is relayed: extracted whole by a handler, with the body limit applied
+/// (a larger body is a JSON 413 and never reaches the service).
+#[derive(Debug)]
+pub struct Incoming {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Incoming {
+    type Rejection = BodyRejection;
+
+    async fn from_request(mut req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        // Reading the body needs only the body and the limit (an extension), not the headers.
+        let headers = std::mem::take(req.headers_mut());
+        let RawBody(body) = RawBody::from_request(req, state).await?;
+        Ok(Self {
+            method,
+            uri,
+            headers,
+            body,
+        })
+    }
+}
+
+/// One service, reached through the connection pool shared by all of them.
 #[derive(Clone, Debug)]
 pub struct Upstream {
     name: &'static str,
@@ -45,99 +84,114 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(name: &'static str, base_url: &str, http: reqwest::Client) -> Self {
-        Self {
+    /// The service `name` at `base_url`, which came from the variable `var`: it must be an
+    /// `http` or `https` URL, or start-up stops naming `var`.
+    pub fn new(
+        name: &'static str,
+        var: &'static str,
+        base_url: &str,
+        http: reqwest::Client,
+    ) -> Result<Self, ConfigError> {
+        let url = reqwest::Url::parse(base_url)
+            .map_err(|e| ConfigError::new(var, format!("{base_url:?} is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+            return Err(ConfigError::new(
+                var,
+                format!("{base_url:?} is not an http(s) URL with a host"),
+            ));
+        }
+        Ok(Self {
             name,
             base_url: base_url.trim_end_matches('/').to_owned(),
             http,
-        }
+        })
     }
 
-    /// Sends `method path_and_query` with `body` and the forwarded headers of `incoming`,
-    /// and returns the upstream's answer as this service's response.
-    pub async fn forward(
-        &self,
-        method: Method,
-        path_and_query: &str,
-        incoming: &HeaderMap,
-        body: Bytes,
-    ) -> Result<Response<Body>, AppError> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{}", self.base_url, path_and_query));
-        for name in FORWARDED_REQUEST_HEADERS.iter() {
-            if let Some(value) = incoming.get(name) {
-                request = request.header(name, value);
-            }
-        }
-        // Continue the trace from this service's span; without a tracer installed, pass the
-        // caller's context on unchanged.
-        let mut trace = HeaderMap::new();
-        common::telemetry::inject_trace(&tracing::Span::current(), &mut trace);
-        for name in TRACE_HEADERS {
-            if let Some(value) = trace.get(name).or_else(|| incoming.get(name)) {
-                request = request.header(name, value);
-            }
-        }
-        let upstream = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.failure(&e))?;
+    /// The service's name, as errors and readiness name it.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
 
-        let status = upstream.status();
+    /// Sends `request` to the same path and query on this service and returns its answer.
+    #[tracing::instrument(skip_all, fields(
+        upstream = self.name,
+        method = %request.method,
+        path = request.uri.path(),
+        otel.kind = "client",
+    ))]
+    pub async fn relay(&self, request: Incoming) -> Result<Response, ApiError> {
+        let path_and_query = request.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut headers = HeaderMap::new();
-        for name in RELAYED_RESPONSE_HEADERS.iter() {
-            if let Some(value) = upstream.headers().get(name) {
+        for name in &FORWARDED_REQUEST_HEADERS {
+            for value in request.headers.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        // Continue the trace from this call's span; without a tracer installed nothing is
+        // injected, and the caller's context goes on unchanged.
+        let mut injected = HeaderMap::new();
+        common::telemetry::inject_trace(&tracing::Span::current(), &mut injected);
+        for name in &TRACE_HEADERS {
+            if let Some(value) = injected.get(name).or_else(|| request.headers.get(name)) {
                 headers.insert(name.clone(), value.clone());
             }
         }
-        let bytes = upstream.bytes().await.map_err(|e| self.failure(&e))?;
-        let mut response = Response::new(Body::from(bytes));
+
+        let answer = self
+            .http
+            .request(request.method, format!("{}{path_and_query}", self.base_url))
+            .headers(headers)
+            .body(request.body)
+            .send()
+            .await
+            .map_err(|e| self.failure(&e))?;
+        let status = answer.status();
+        let mut relayed = HeaderMap::new();
+        for name in &RELAYED_RESPONSE_HEADERS {
+            for value in answer.headers().get_all(name) {
+                relayed.append(name.clone(), value.clone());
+            }
+        }
+        let body = answer.bytes().await.map_err(|e| self.failure(&e))?;
+
+        let mut response = Response::new(Body::from(body));
         *response.status_mut() = status;
-        *response.headers_mut() = headers;
+        *response.headers_mut() = relayed;
         Ok(response)
     }
 
-    /// Relays a request to the same path and query on the upstream.
-    pub async fn relay(
-        &self,
-        method: Method,
-        uri: &Uri,
-        incoming: &HeaderMap,
-        body: Bytes,
-    ) -> Result<Response<Body>, AppError> {
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        self.forward(method, path, incoming, body).await
-    }
-
-    /// Whether the upstream answers its health check.
+    /// Whether the service answers its `/healthz` with a success; the cause when not.
     pub async fn healthy(&self) -> Result<(), String> {
-        let resp = self
+        let answer = self
             .http
             .get(format!("{}/healthz", self.base_url))
-            .timeout(Duration::from_secs(2))
+            .timeout(HEALTH_TIMEOUT)
             .send()
             .await
             .map_err(|e| e.to_string())?;
-        if resp.status().is_success() {
+        if answer.status().is_success() {
             Ok(())
         } else {
-            Err(format!("answered {}", resp.status()))
+            Err(format!("answered {}", answer.status()))
         }
     }
 
-    fn failure(&self, e: &reqwest::Error) -> AppError {
+    /// What a failed call means for the client.
+    fn failure(&self, e: &reqwest::Error) -> ApiError {
         if e.is_timeout() {
-            AppError::DependencyTimeout(self.name)
+            ApiError::DependencyTimeout(self.name)
+        } else if e.is_builder() {
+            // The request could not even be built: a bug here, not the service's fault.
+            ApiError::Internal(format!("request to {}: {e}", self.name))
         } else {
             tracing::debug!(upstream = self.name, error = %e, "upstream call failed");
-            AppError::DependencyDown(self.name)
+            ApiError::DependencyDown(self.name)
         }
     }
 }
 
-/// The connection pool shared by every upstream.
+/// The connection pool shared by every upstream: `connect_timeout` to connect, `timeout` for
+/// the whole call (then 504); redirects are relayed to the client, never followed.
 pub fn http_client(
     connect_timeout: Duration,
     timeout: Duration,

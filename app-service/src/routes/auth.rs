@@ -1,16 +1,16 @@
-//! `/auth/*`: relayed to user-service, which owns users, passwords, tokens and sessions.
+//! `/auth/*`: relayed to user-service, which owns users, passwords, tokens and sessions and
+//! checks the token of `/auth/me` and `/auth/logout` itself.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
-use axum::response::Response;
-use common::api::auth::{
+use api::auth::{
     LoginRequest, MessageResponse, RegisterRequest, TokenForm, TokenResponse, UserResponse,
 };
-use common::error::{ErrorBody, ValidationBody};
-use common::extract::RawBody;
+use api::{ErrorBody, ValidationBody};
+use axum::extract::State;
+use axum::response::Response;
 
-use crate::error::AppError;
-use crate::AppState;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::upstream::Incoming;
 
 /// Create an account.
 #[utoipa::path(post, path = "/auth/register/", tag = "auth",
@@ -21,13 +21,8 @@ use crate::AppState;
         (status = 422, description = "Invalid fields, each named", body = ValidationBody),
         (status = 503, description = "A dependency is unavailable", body = ErrorBody),
     ))]
-pub async fn register(
-    State(s): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: RawBody,
-) -> Result<Response, AppError> {
-    s.users.relay(Method::POST, &uri, &headers, body.0).await
+pub async fn register(State(s): State<AppState>, request: Incoming) -> Result<Response, ApiError> {
+    s.users.relay(request).await
 }
 
 /// Log in with a JSON body; returns a bearer token.
@@ -40,13 +35,8 @@ pub async fn register(
         (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
         (status = 503, description = "A dependency is unavailable", body = ErrorBody),
     ))]
-pub async fn login(
-    State(s): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: RawBody,
-) -> Result<Response, AppError> {
-    s.users.relay(Method::POST, &uri, &headers, body.0).await
+pub async fn login(State(s): State<AppState>, request: Incoming) -> Result<Response, ApiError> {
+    s.users.relay(request).await
 }
 
 /// OAuth2 password grant (form-encoded), as Swagger UI's Authorize button sends it.
@@ -58,13 +48,8 @@ pub async fn login(
         (status = 422, description = "Invalid fields", body = ValidationBody),
         (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
     ))]
-pub async fn token(
-    State(s): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: RawBody,
-) -> Result<Response, AppError> {
-    s.users.relay(Method::POST, &uri, &headers, body.0).await
+pub async fn token(State(s): State<AppState>, request: Incoming) -> Result<Response, ApiError> {
+    s.users.relay(request).await
 }
 
 /// The caller's account.
@@ -75,14 +60,8 @@ pub async fn token(
         (status = 401, description = "Missing, invalid or expired token, or ended session", body = ErrorBody),
         (status = 503, description = "Session store unavailable", body = ErrorBody),
     ))]
-pub async fn me(
-    State(s): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
-    s.users
-        .relay(Method::GET, &uri, &headers, Default::default())
-        .await
+pub async fn me(State(s): State<AppState>, request: Incoming) -> Result<Response, ApiError> {
+    s.users.relay(request).await
 }
 
 /// End the session of this token; other sessions of the user stay.
@@ -93,11 +72,6 @@ pub async fn me(
         (status = 401, description = "Missing, invalid or expired token, or ended session", body = ErrorBody),
         (status = 503, description = "Session store unavailable", body = ErrorBody),
     ))]
-pub async fn logout(
-    State(s): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: RawBody,
-) -> Result<Response, AppError> {
-    s.users.relay(Method::POST, &uri, &headers, body.0).await
+pub async fn logout(State(s): State<AppState>, request: Incoming) -> Result<Response, ApiError> {
+    s.users.relay(request).await
 }
