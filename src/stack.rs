@@ -1,5 +1,4 @@
-//! The whole platform in one process, wired from the same libraries the separate service
-//! binaries use.
+//! Starting every component in one process.
 //!
 //! [`Stack::start`] builds user-service, scraper-service, app-service and the gateway in that
 //! order, each pointed at the others' actual ports, sharing one key-value store (so the
@@ -11,15 +10,29 @@ use std::net::SocketAddr;
 
 use common::config::{var, ConfigError};
 use common::kv::Kv;
-use common::server::{shutdown_channel, ShutdownTrigger};
+use common::shutdown::{shutdown_channel, ShutdownTrigger};
+use service_kit::db::DbConfig;
 use tokio::task::JoinHandle;
+
+/// A service's database in the one-process mode: a `DATABASE_URL` shared by every service
+/// gets one PostgreSQL schema per service (`schema`) unless `<PREFIX>_DATABASE_SCHEMA` or
+/// `DATABASE_SCHEMA` names one, so the services never see each other's tables. A
+/// service-specific URL (`<PREFIX>_DATABASE_URL`) is used as it is. The `serve` command and
+/// the administrative commands resolve it the same way, so they act on the same data.
+pub fn one_process_db(mut db: DbConfig, prefix: &str, schema: &str) -> DbConfig {
+    let shared_url = var(&format!("{prefix}_DATABASE_URL")).is_none() && db.url.is_some();
+    if shared_url {
+        db.schema.get_or_insert_with(|| schema.to_owned());
+    }
+    db
+}
 
 /// Where a one-process stack took its settings from, after defaults were applied.
 pub struct StackConfig {
-    pub user: user_service::Config,
-    pub scraper: scraper_service::Config,
-    pub app: app_service::Config,
-    pub gateway: gateway::Config,
+    pub user: user_service::config::Config,
+    pub scraper: scraper_service::config::Config,
+    pub app: app_service::config::Config,
+    pub gateway: gateway::config::Config,
     /// Whether `APP_SERVICE_URLS`/`USER_SERVICE_URL`/`SCRAPER_SERVICE_URL` were given; when
     /// not, each service is pointed at the port its neighbour actually bound.
     pub explicit_urls: ExplicitUrls,
@@ -47,27 +60,22 @@ impl StackConfig {
                 "SECRET_KEY is unset: using a random one, so tokens end with this process"
             );
         }
-        let mut user = user_service::Config::from_env()?;
-        let mut scraper = scraper_service::Config::from_env()?;
-        let mut app = app_service::Config::from_env()?;
-        let gateway = gateway::Config::from_env()?;
+        let mut user = user_service::config::Config::from_env()?;
+        let mut scraper = scraper_service::config::Config::from_env()?;
+        let mut app = app_service::config::Config::from_env()?;
+        let gateway = gateway::config::Config::from_env()?;
 
         if var("USER_SERVICE_ADDR").is_none() {
-            user.addr = "127.0.0.1:8002".into();
+            user.server.listen = "127.0.0.1:8002".into();
         }
         if var("SCRAPER_SERVICE_ADDR").is_none() {
-            scraper.addr = "127.0.0.1:8003".into();
+            scraper.server.listen = "127.0.0.1:8003".into();
         }
         if var("APP_SERVICE_ADDR").is_none() {
-            app.listen = "127.0.0.1:8001".into();
+            app.server.listen = "127.0.0.1:8001".into();
         }
-        if user.db.url.is_some() && user.db.url == scraper.db.url {
-            user.db.schema.get_or_insert_with(|| "user_service".into());
-            scraper
-                .db
-                .schema
-                .get_or_insert_with(|| "scraper_service".into());
-        }
+        user.db = one_process_db(user.db, "USER_SERVICE", "user_service");
+        scraper.db = one_process_db(scraper.db, "SCRAPER_SERVICE", "scraper_service");
         let explicit_urls = ExplicitUrls {
             app: var("APP_SERVICE_URLS").is_some() || var("APP_SERVICE_URL").is_some(),
             user: var("USER_SERVICE_URL").is_some(),
@@ -114,7 +122,7 @@ impl Stack {
         }
         let mut services = Vec::new();
 
-        let user = user_service::Application::build(config.user, kv.clone())
+        let user = user_service::startup::Application::build(config.user, kv.clone())
             .await
             .map_err(|e| StackError::Service(e.to_string()))?;
         let user_port = user.port();
@@ -123,7 +131,10 @@ impl Stack {
             tokio::spawn(user.run_until_stopped(trigger.subscribe())),
         ));
 
-        let scraper = scraper_service::Application::build(config.scraper, kv.clone())
+        if config.scraper.tokens.secret.is_none() && !config.explicit_urls.user {
+            config.scraper.jwks_url = format!("http://127.0.0.1:{user_port}/.well-known/jwks.json");
+        }
+        let scraper = scraper_service::startup::Application::build(config.scraper, kv.clone())
             .await
             .map_err(|e| StackError::Service(e.to_string()))?;
         let scraper_port = scraper.port();
@@ -141,7 +152,7 @@ impl Stack {
         if !config.explicit_urls.scraper {
             config.app.scraper_service_url = format!("http://127.0.0.1:{scraper_port}");
         }
-        let app = app_service::Application::build(config.app, kv.clone())
+        let app = app_service::startup::Application::build(config.app, kv.clone())
             .await
             .map_err(|e| StackError::Service(e.to_string()))?;
         let app_port = app.port();

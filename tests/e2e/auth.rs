@@ -1,12 +1,10 @@
 //! The auth path end to end through the gateway: gateway → app-service → user-service, on
 //! SQLite + in-process sessions and on PostgreSQL + Redis.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{claims_of, sign, start, Backend, PASSWORD};
 use serde_json::json;
-use support::{claims_of, sign, start, Backend, PASSWORD};
 
 fn assert_bearer_challenge(headers: &reqwest::header::HeaderMap) {
     let challenge = headers
@@ -21,7 +19,7 @@ fn assert_bearer_challenge(headers: &reqwest::header::HeaderMap) {
 
 #[tokio::test]
 async fn register_login_me_logout() {
-    for backend in support::backends() {
+    for backend in crate::support::backends() {
         let s = start(backend, "flow", |_| {}).await;
         let id = s.register("alice").await;
         let token = s.login("alice").await;
@@ -50,7 +48,7 @@ async fn register_login_me_logout() {
 
 #[tokio::test]
 async fn oauth2_form_login_works_like_swagger_ui_sends_it() {
-    for backend in support::backends() {
+    for backend in crate::support::backends() {
         let s = start(backend, "form", |_| {}).await;
         s.register("formuser").await;
         let resp = s
@@ -78,7 +76,7 @@ async fn oauth2_form_login_works_like_swagger_ui_sends_it() {
 
 #[tokio::test]
 async fn bad_input_gets_clear_client_errors() {
-    for backend in support::backends() {
+    for backend in crate::support::backends() {
         let s = start(backend, "input", |_| {}).await;
         s.register("bob").await;
 
@@ -161,7 +159,7 @@ async fn bad_input_gets_clear_client_errors() {
 
 #[tokio::test]
 async fn wrong_password_and_unknown_user_look_the_same() {
-    for backend in support::backends() {
+    for backend in crate::support::backends() {
         let s = start(backend, "same401", |_| {}).await;
         s.register("carol").await;
         let (s1, b1, h1) = s
@@ -188,7 +186,7 @@ async fn wrong_password_and_unknown_user_look_the_same() {
 
 #[tokio::test]
 async fn forged_and_expired_tokens_are_refused() {
-    for backend in support::backends() {
+    for backend in crate::support::backends() {
         let s = start(backend, "forged", |_| {}).await;
         s.register("dave").await;
         let token = s.login("dave").await;
@@ -257,7 +255,7 @@ fn chrono_now() -> i64 {
 
 #[tokio::test]
 async fn spoofed_identity_headers_are_ignored() {
-    for backend in support::backends() {
+    for backend in crate::support::backends() {
         let s = start(backend, "spoof", |_| {}).await;
         let eve = s.register("eve").await;
         let victim = s.register("victim").await;
@@ -302,7 +300,7 @@ async fn spoofed_identity_headers_are_ignored() {
 
 #[tokio::test]
 async fn logging_out_one_session_leaves_the_others() {
-    for backend in support::backends() {
+    for backend in crate::support::backends() {
         let s = start(backend, "sessions", |_| {}).await;
         s.register("frank").await;
         let laptop = s.login("frank").await;
@@ -322,7 +320,7 @@ async fn logging_out_one_session_leaves_the_others() {
 
 #[tokio::test]
 async fn repeated_failures_are_throttled() {
-    for backend in support::backends() {
+    for backend in crate::support::backends() {
         let s = start(backend, "throttle", |c| {
             c.user.throttle.max_failures_per_account = 3;
             c.user.throttle.window = Duration::from_secs(60);
@@ -359,11 +357,10 @@ async fn repeated_failures_are_throttled() {
 async fn upstream_down_gives_503_and_the_gateway_recovers() {
     let s = start(Backend::Embedded, "upstream", |_| {}).await;
     // A second gateway reaching app-service through a proxy the test can cut.
-    let proxy =
-        common::testing::CuttableProxy::start(format!("127.0.0.1:{}", s.stack.app_port)).await;
+    let proxy = test_support::CuttableProxy::start(format!("127.0.0.1:{}", s.stack.app_port)).await;
     let mut config = gateway::Config::for_upstreams(
         vec![format!("http://{}", proxy.addr())],
-        support::token_settings(),
+        crate::support::token_settings(),
     );
     config.health_check_interval = Duration::from_millis(100);
     let gw = gateway::start(config, s.kv.clone()).unwrap();
@@ -412,7 +409,7 @@ async fn wait_for_status(http: &reqwest::Client, url: &str, want: u16) {
 
 #[tokio::test]
 async fn redis_down_fails_closed_and_recovers() {
-    if !support::backends().contains(&Backend::External) {
+    if !crate::support::backends().contains(&Backend::External) {
         eprintln!("skipped: TEST_DATABASE_URL/TEST_REDIS_URL not set (the in-process store cannot go down)");
         return;
     }

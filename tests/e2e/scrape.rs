@@ -3,20 +3,16 @@
 //! site), the cache, a forced refresh, a company that does not exist, and the source down.
 //! Runs on SQLite + in-process store and on PostgreSQL + Redis.
 
-mod support;
-
-#[path = "../scraper-service/tests/support/fixture.rs"]
-#[allow(dead_code)]
-mod fixture;
-
 use std::time::{Duration, Instant};
 
-use fixture::{FixtureCompany, FixtureSite, Render};
+use crate::fixture::{FixtureCompany, FixtureSite, Render};
+use crate::support::TestStack;
 use scraper_service::config::FetcherChoice;
 use serde_json::{json, Value};
-use support::TestStack;
 
-use common::api::scrape::idno_from_stem as idno;
+fn idno(stem: &str) -> String {
+    api::scrape::Idno::from_stem(stem).to_string()
+}
 
 fn browser_installed() -> bool {
     let on_path = |name: &str| {
@@ -37,13 +33,13 @@ fn browser_installed() -> bool {
 }
 
 async fn start(
-    backend: support::Backend,
+    backend: crate::support::Backend,
     label: &str,
     site: &FixtureSite,
     browser: bool,
 ) -> TestStack {
     let base = site.base_url();
-    support::start(backend, label, move |c| {
+    crate::support::start(backend, label, move |c| {
         c.scraper.source_base_url = url::Url::parse(&base).unwrap();
         c.scraper.fetcher = if browser {
             FetcherChoice::Browser
@@ -59,7 +55,7 @@ async fn start(
 }
 
 /// Polls the job until it is final.
-async fn wait_job(s: &TestStack, token: &str, id: i64) -> Value {
+async fn wait_job(s: &TestStack, token: &str, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let (status, job, _) = s.get(&format!("/scrape/jobs/{id}"), Some(token)).await;
@@ -88,7 +84,7 @@ async fn company_data_through_the_gateway() {
     } else {
         Render::Server
     };
-    for backend in support::backends() {
+    for backend in crate::support::backends() {
         let site = FixtureSite::start(render).await;
         let known = idno("100860003841");
         site.add(FixtureCompany::sample(&known));
@@ -112,9 +108,9 @@ async fn company_data_through_the_gateway() {
         let (status, queued, headers) =
             scrape(&s, &token, json!({"idno": known, "force_refresh": false})).await;
         assert_eq!(status, 202, "{queued}");
-        let job_id = queued["job_id"].as_i64().unwrap();
+        let job_id = queued["job_id"].as_str().unwrap().to_owned();
         assert_eq!(headers["location"], format!("/scrape/jobs/{job_id}"));
-        let job = wait_job(&s, &token, job_id).await;
+        let job = wait_job(&s, &token, &job_id).await;
         assert_eq!(job["state"], "succeeded", "{backend:?}: {job}");
         assert_eq!(job["data"]["company_name"], "Exemplu Comerț SRL", "{job}");
         assert_eq!(job["data"]["idno"], known.as_str());
@@ -142,16 +138,16 @@ async fn company_data_through_the_gateway() {
         let (status, refresh, _) =
             scrape(&s, &token, json!({"idno": known, "forced_refresh": true})).await;
         assert_eq!(status, 202, "{refresh}");
-        assert_ne!(refresh["job_id"].as_i64().unwrap(), job_id);
+        assert_ne!(refresh["job_id"].as_str().unwrap(), job_id);
         assert_eq!(
-            wait_job(&s, &token, refresh["job_id"].as_i64().unwrap()).await["state"],
+            wait_job(&s, &token, refresh["job_id"].as_str().unwrap()).await["state"],
             "succeeded"
         );
 
         // A company that does not exist fails once, without retries.
         let unknown = idno("100260000000");
         let (_, queued, _) = scrape(&s, &token, json!({"idno": unknown})).await;
-        let job = wait_job(&s, &token, queued["job_id"].as_i64().unwrap()).await;
+        let job = wait_job(&s, &token, queued["job_id"].as_str().unwrap()).await;
         assert_eq!(job["state"], "failed");
         assert_eq!(job["attempts"], 1, "{job}");
         assert!(
@@ -169,7 +165,7 @@ async fn company_data_through_the_gateway() {
         site.set_down(true);
         let other = idno("100300000000");
         let (_, queued, _) = scrape(&s, &token, json!({"idno": other})).await;
-        let job = wait_job(&s, &token, queued["job_id"].as_i64().unwrap()).await;
+        let job = wait_job(&s, &token, queued["job_id"].as_str().unwrap()).await;
         assert_eq!(job["state"], "failed", "{job}");
         assert_eq!(job["attempts"], job["max_attempts"], "{job}");
         assert!(
@@ -186,14 +182,14 @@ async fn company_data_through_the_gateway() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_queued_job_is_finished_after_a_scraper_restart() {
-    for backend in support::backends() {
+    for backend in crate::support::backends() {
         let site = FixtureSite::start(Render::Server).await;
         let known = idno("100860003841");
         site.add(FixtureCompany::sample(&known));
         let base = site.base_url();
         // The stack's scraper-service takes requests but runs no workers: the job it queues
         // stays behind, as it would when the instance stops before getting to it.
-        let s = support::start(backend, "restart", |c| {
+        let s = crate::support::start(backend, "restart", |c| {
             c.scraper.source_base_url = url::Url::parse(&base).unwrap();
             c.scraper.fetcher = FetcherChoice::Http;
             c.scraper.workers = 0;
@@ -203,24 +199,26 @@ async fn a_queued_job_is_finished_after_a_scraper_restart() {
         let token = s.login("patient").await;
         let (status, queued, _) = scrape(&s, &token, json!({"idno": known})).await;
         assert_eq!(status, 202, "{queued}");
-        let job_id = queued["job_id"].as_i64().unwrap();
+        let job_id = queued["job_id"].as_str().unwrap().to_owned();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (_, job, _) = s.get(&format!("/scrape/jobs/{job_id}"), Some(&token)).await;
         assert_eq!(job["state"], "queued", "{job}");
 
         // The restarted service: a new instance on the same database and cache.
-        let mut config = scraper_service::Config::defaults(s.scraper_db());
-        config.addr = "127.0.0.1:0".into();
+        let mut config = scraper_service::config::Config::for_tests(
+            s.scraper_db(),
+            crate::support::token_settings(),
+        );
         config.source_base_url = url::Url::parse(&site.base_url()).unwrap();
         config.fetcher = FetcherChoice::Http;
         config.poll_interval = Duration::from_millis(50);
-        let restarted = scraper_service::Application::build(config, s.kv.clone())
+        let restarted = scraper_service::startup::Application::build(config, s.kv.clone())
             .await
             .unwrap();
-        let (trigger, shutdown) = common::server::shutdown_channel();
+        let (trigger, shutdown) = common::shutdown::shutdown_channel();
         let running = tokio::spawn(restarted.run_until_stopped(shutdown));
 
-        let job = wait_job(&s, &token, job_id).await;
+        let job = wait_job(&s, &token, &job_id).await;
         assert_eq!(job["state"], "succeeded", "{backend:?}: {job}");
         assert_eq!(job["data"]["company_name"], "Exemplu Comerț SRL");
         assert_eq!(site.page_hits(&known), 1);

@@ -10,9 +10,9 @@ use std::time::Duration;
 use common::auth::{Claims, TokenSettings};
 use common::config::Secret;
 use common::kv::Kv;
-use common::testing::{CuttableProxy, TestDb};
-use platform::{ExplicitUrls, Stack, StackConfig};
+use platform::stack::{ExplicitUrls, Stack, StackConfig};
 use serde_json::{json, Value};
+use test_support::{CuttableProxy, TestDb};
 
 /// Which storage and session backends a stack runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,8 +26,8 @@ pub enum Backend {
 /// Every backend pair this machine can test.
 pub fn backends() -> Vec<Backend> {
     let mut all = vec![Backend::Embedded];
-    let pg = common::testing::postgres_url();
-    let redis = common::testing::redis_url();
+    let pg = test_support::postgres_url();
+    let redis = test_support::redis_url();
     if pg.is_some() && redis.is_some() {
         all.push(Backend::External);
     }
@@ -70,40 +70,34 @@ pub async fn start(
     let dir = tempfile::tempdir().expect("temporary directory");
     let (user_db, scraper_db, kv, redis_proxy) = match backend {
         Backend::Embedded => {
-            let user = TestDb::Sqlite(common::db::DbConfig::sqlite(dir.path(), "users.sqlite"));
-            let scraper =
-                TestDb::Sqlite(common::db::DbConfig::sqlite(dir.path(), "scraper.sqlite"));
+            let user = TestDb::sqlite(dir.path(), "users.sqlite");
+            let scraper = TestDb::sqlite(dir.path(), "scraper.sqlite");
             (
                 user,
                 scraper,
-                Kv::memory(&common::testing::unique_prefix(label)),
+                Kv::memory(&test_support::unique_prefix(label)),
                 None,
             )
         }
         Backend::External => {
-            let pg = common::testing::postgres_url().expect("TEST_DATABASE_URL");
-            let redis = common::testing::redis_url().expect("TEST_REDIS_URL");
-            let (proxy, kv) = common::testing::redis_behind_proxy(&redis, label).await;
-            let user = TestDb::Postgres(common::db::testing::TestSchema::new(
-                &pg,
-                &format!("{label}_u"),
-            ));
-            let scraper = TestDb::Postgres(common::db::testing::TestSchema::new(
-                &pg,
-                &format!("{label}_s"),
-            ));
+            let pg = test_support::postgres_url().expect("TEST_DATABASE_URL");
+            let redis = test_support::redis_url().expect("TEST_REDIS_URL");
+            let (proxy, kv) = test_support::redis_behind_proxy(&redis, label).await;
+            let user = TestDb::Postgres(test_support::TestSchema::new(&pg, &format!("{label}_u")));
+            let scraper =
+                TestDb::Postgres(test_support::TestSchema::new(&pg, &format!("{label}_s")));
             (user, scraper, kv, Some(proxy))
         }
     };
 
-    let mut user = user_service::Config::for_tests(user_db.config(), SECRET);
+    let mut user = user_service::config::Config::for_tests(user_db.config(), SECRET);
     user.tokens = token_settings();
-    let mut scraper = scraper_service::Config::defaults(scraper_db.config());
-    scraper.addr = "127.0.0.1:0".into();
+    let mut scraper =
+        scraper_service::config::Config::for_tests(scraper_db.config(), token_settings());
     scraper.fetcher = scraper_service::config::FetcherChoice::Http;
-    let app = app_service::Config::new("http://unused", "http://unused", token_settings());
+    let app = app_service::config::Config::new("http://unused", "http://unused", token_settings());
     let mut gateway =
-        gateway::Config::for_upstreams(vec!["http://unused".into()], token_settings());
+        gateway::config::Config::for_upstreams(vec!["http://unused".into()], token_settings());
     gateway.health_check_interval = Duration::from_millis(200);
     let mut config = StackConfig {
         user,
@@ -213,15 +207,14 @@ impl TestStack {
     }
 
     /// The scraper-service database of this stack.
-    pub fn scraper_db(&self) -> common::db::DbConfig {
+    pub fn scraper_db(&self) -> service_kit::db::DbConfig {
         self.dbs[1].config()
     }
 
+    /// Stops the stack; its PostgreSQL schemas are dropped with `dbs` (also when a test
+    /// panicked before calling this).
     pub async fn stop(self) {
         self.stack.stop().await;
-        for db in &self.dbs {
-            db.cleanup().await;
-        }
     }
 }
 

@@ -2,16 +2,14 @@
 //! each record a span, all with the same trace id, received by an in-process OTLP/HTTP
 //! receiver. (This test binary installs the global tracer, so it holds only this test.)
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::Backend;
 use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
-use support::Backend;
 
 /// Collects every span the exporter sends as `(trace id, service attribute, name)`.
 #[derive(Clone, Default)]
@@ -71,7 +69,7 @@ async fn one_request_is_one_trace_across_every_service() {
     let endpoint = receiver.start().await;
     let telemetry = common::telemetry::init_with("platform-test", Some(&endpoint));
 
-    let s = support::start(Backend::Embedded, "trace", |_| {}).await;
+    let s = crate::support::start(Backend::Embedded, "trace", |_| {}).await;
     s.register("tracy").await;
     let token = s.login("tracy").await;
     receiver.spans.lock().unwrap().clear();
