@@ -1,0 +1,294 @@
+//! Seeds the catalogue with N titles (default 100 000) of made-up but realistic titles and
+//! authors — some with diacritics — one copy each, in batched inserts; then times a few
+//! searches and prints the query plan of one, to check that search stays fast and uses the
+//! index (pg_trgm GIN on PostgreSQL, FTS5 trigram on SQLite).
+//!
+//! ```sh
+//! # PostgreSQL (tables in schema `bench`):
+//! BOOK_SERVICE_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:5432/postgres \
+//!   BOOK_SERVICE_DATABASE_SCHEMA=bench cargo run --release -p book-service --example seed_titles -- 100000
+//! # SQLite (DATA_DIR/books.sqlite):
+//! DATA_DIR=/tmp/bench cargo run --release -p book-service --example seed_titles
+//! ```
+//!
+//! Seeding appends: run it against an empty database (ISBNs are numbered from 0).
+
+use std::time::Instant;
+
+use api::library::Isbn;
+use book_service::search::{normalise, search_text, words};
+use book_service::store::titles::{self, Search, TitleText};
+use book_service::store::Tx;
+use service_kit::db::DbConfig;
+
+/// Titles per INSERT statement (8 parameters each, well under both backends' limits).
+const BATCH: usize = 1000;
+
+const FIRST: &[&str] = &[
+    "Émile",
+    "Zoë",
+    "José",
+    "François",
+    "Ștefan",
+    "Łukasz",
+    "Søren",
+    "Antonín",
+    "Mihai",
+    "Ana",
+    "Jürgen",
+    "Inès",
+    "Björn",
+    "Renée",
+    "Ion",
+    "Marta",
+    "Hélène",
+    "Dmitri",
+    "Agnès",
+    "Paulo",
+    "Chloé",
+    "Tomás",
+    "Ioana",
+    "Gérard",
+    "Lucía",
+    "Ömer",
+    "Nathalie",
+    "Jiří",
+    "Zsófia",
+    "Olaf",
+];
+const LAST: &[&str] = &[
+    "Zola",
+    "Dvořák",
+    "Müller",
+    "Eminescu",
+    "Creangă",
+    "Kierkegaard",
+    "García",
+    "Núñez",
+    "Sienkiewicz",
+    "Brâncuși",
+    "Čapek",
+    "Hugo",
+    "Balzac",
+    "Flaubert",
+    "Proust",
+    "Pessoa",
+    "Tolstoï",
+    "Ibsen",
+    "Lagerlöf",
+    "Sadoveanu",
+    "Rebreanu",
+    "Mann",
+    "Böll",
+    "Camus",
+    "Duras",
+    "Yourcenar",
+    "Kundera",
+    "Hašek",
+    "Szymborska",
+    "Andrić",
+];
+const NOUNS: &[&str] = &[
+    "histoire",
+    "mer",
+    "nuit",
+    "château",
+    "forêt",
+    "rivière",
+    "été",
+    "hiver",
+    "cœur",
+    "âme",
+    "dreams",
+    "garden",
+    "river",
+    "winter",
+    "letters",
+    "journey",
+    "house",
+    "silence",
+    "mirror",
+    "tară",
+    "pădure",
+    "luceafăr",
+    "Straße",
+    "Mädchen",
+    "Schloss",
+    "ciudad",
+    "corazón",
+    "canción",
+    "island",
+    "shadow",
+    "memory",
+    "empire",
+    "sea",
+    "stars",
+    "bread",
+    "salt",
+    "wolves",
+    "bridge",
+];
+const ADJECTIVES: &[&str] = &[
+    "perdue",
+    "noire",
+    "dernière",
+    "éternel",
+    "secret",
+    "long",
+    "silent",
+    "broken",
+    "golden",
+    "forgotten",
+    "sălbatic",
+    "frumoasă",
+    "dunkle",
+    "große",
+    "última",
+    "blanca",
+    "hidden",
+    "wild",
+];
+const PATTERNS: usize = 5;
+
+/// A small deterministic generator (SplitMix64): the same seed gives the same catalogue.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
+fn title(rng: &mut Rng) -> String {
+    let (n1, n2, adj) = (rng.pick(NOUNS), rng.pick(NOUNS), rng.pick(ADJECTIVES));
+    match rng.next() as usize % PATTERNS {
+        0 => format!("{n1} {adj}"),
+        1 => format!("The {n1} of {n2}"),
+        2 => format!("La {n1} et le {n2}"),
+        3 => format!("{} {adj}", capitalise(n1)),
+        _ => format!("{} and {n2}", capitalise(n1)),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+fn text(rng: &mut Rng, n: usize) -> TitleText {
+    let title = title(rng);
+    let author = format!("{} {}", rng.pick(FIRST), rng.pick(LAST));
+    let isbn = Isbn::from_stem(&format!("978{n:09}"));
+    TitleText {
+        search_text: search_text(&title, &author, &isbn),
+        author_key: normalise(&author),
+        sort_key: normalise(&title),
+        isbn: isbn.as_str().to_owned(),
+        title,
+        author,
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    common::bin::run("seed_titles", common::bin::Runtime::FromEnv, |rt| {
+        rt.block_on(seed())
+    })
+}
+
+async fn seed() -> Result<(), common::bin::BoxError> {
+    let count: usize = std::env::args()
+        .nth(1)
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(100_000);
+    let config = DbConfig::from_env("BOOK_SERVICE", "books.sqlite")?;
+    let db = book_service::startup::open_database(&config).await?;
+    println!("backend: {}", db.backend_name());
+
+    let started = Instant::now();
+    let mut rng = Rng(20_260_301);
+    let now = chrono::Utc::now();
+    let mut n = 0;
+    while n < count {
+        let batch: Vec<TitleText> = (n..(n + BATCH).min(count))
+            .map(|i| text(&mut rng, i))
+            .collect();
+        let mut tx = Tx::begin(&db).await?;
+        titles::insert_many(&mut tx, &batch, now).await?;
+        tx.commit().await?;
+        n += batch.len();
+    }
+    println!(
+        "seeded {count} titles in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // Fresh statistics, as autovacuum would gather them soon after a bulk load.
+    titles::refresh_statistics(&db).await?;
+
+    // The last two are the worst cases: a word in ~40 % of titles, and one too short for trigrams.
+    for query in [
+        "zola",
+        "Émile Zola",
+        "dvorak",
+        "ZOLA mer",
+        "chateau perdue",
+        "hist",
+        "pădure",
+        "no such title",
+        "the",
+        "la",
+    ] {
+        let search = Search {
+            words: words(query),
+            limit: 21,
+            ..Search::default()
+        };
+        let mut times = Vec::new();
+        let mut found = 0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            found = titles::search(&db, &search).await?.len();
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "q={query:?}: {found} rows (first page), median {:.2} ms, best {:.2} ms",
+            times[times.len() / 2],
+            times[0]
+        );
+    }
+    let by_author = Search {
+        author_words: words("müller"),
+        limit: 21,
+        ..Search::default()
+    };
+    let t = Instant::now();
+    let found = titles::search(&db, &by_author).await?.len();
+    println!(
+        "author=müller: {found} rows, {:.2} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+
+    let plan = Search {
+        words: words("Émile Zola"),
+        limit: 21,
+        ..Search::default()
+    };
+    println!("\nplan of q=\"Émile Zola\":");
+    for line in titles::explain_search(&db, &plan).await? {
+        println!("  {line}");
+    }
+    db.close().await;
+    Ok(())
+}

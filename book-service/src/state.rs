@@ -1,0 +1,29 @@
+//! [`AppState`]: what the HTTP handlers share.
+
+use axum::extract::FromRef;
+use circulation::BusHealth;
+use common::auth::Authenticator;
+use common::kv::Kv;
+use service_kit::db::Db;
+
+use crate::clock::SharedClock;
+use crate::rules::Rules;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub kv: Kv,
+    /// Verifies callers' tokens and sessions (the `Caller` extractor).
+    pub auth: Authenticator,
+    pub clock: SharedClock,
+    pub rules: Rules,
+    /// Whether the command consumer is attached (readiness).
+    pub bus: BusHealth,
+}
+
+impl FromRef<AppState> for Authenticator {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
