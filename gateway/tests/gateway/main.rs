@@ -6,9 +6,12 @@
 //! - [`proxying`]: routing, tokens and sessions, limits, failures, metrics, shutdown;
 //! - [`abuse`]: slow, greedy and malformed clients;
 //! - [`library`]: the library's routes, book-service's primary and backup groups, retries,
-//!   server-sent events.
+//!   server-sent events;
+//! - [`edge`]: what held against an outside probe — smuggling framings, absolute-form targets
+//!   and internal hosts, requests racing a logout.
 
 mod abuse;
+mod edge;
 mod library;
 mod proxying;
 mod support;

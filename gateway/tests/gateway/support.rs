@@ -38,6 +38,11 @@ pub const AUDIENCE: &str = "platform";
 pub struct UpstreamState {
     name: &'static str,
     hits: Arc<AtomicUsize>,
+    /// Every request the echo answered: method and path.
+    seen: Arc<Mutex<Vec<(String, String)>>>,
+    /// Set: `POST /auth/logout` ends the bearer token's session in this store, as
+    /// user-service does.
+    sessions: Arc<Mutex<Option<Sessions>>>,
     pub jwks: Arc<Mutex<Option<Value>>>,
     /// Lets `/notifications/stream` send its second event.
     pub release: Arc<Notify>,
@@ -56,6 +61,8 @@ impl Upstream {
         let state = UpstreamState {
             name,
             hits: Arc::default(),
+            seen: Arc::default(),
+            sessions: Arc::default(),
             jwks: Arc::default(),
             release: Arc::default(),
         };
@@ -80,6 +87,7 @@ impl Upstream {
             .route("/.well-known/jwks.json", get(jwks))
             .route("/notifications/stream", get(two_events))
             .route("/notifications/keepalive", get(keep_alive_comments))
+            .route("/auth/logout", axum::routing::post(logout))
             .fallback(echo)
             .with_state(state);
         runtime.spawn(async move {
@@ -95,6 +103,17 @@ impl Upstream {
 
     pub fn hits(&self) -> usize {
         self.state.hits.load(Ordering::SeqCst)
+    }
+
+    /// The paths of every request the echo answered.
+    pub fn paths_seen(&self) -> Vec<String> {
+        let seen = self.state.seen.lock().unwrap();
+        seen.iter().map(|(_, path)| path.clone()).collect()
+    }
+
+    /// From now on `POST /auth/logout` ends the caller's session in `kv` before answering.
+    pub fn end_sessions_in(&self, kv: &Kv) {
+        *self.state.sessions.lock().unwrap() = Some(Sessions::new(kv.clone()));
     }
 
     /// Kills the server: the listener and every connection close, new connections are refused.
@@ -142,6 +161,11 @@ async fn echo(
     body: Bytes,
 ) -> impl IntoResponse {
     state.hits.fetch_add(1, Ordering::SeqCst);
+    state
+        .seen
+        .lock()
+        .unwrap()
+        .push((method.as_str().to_owned(), uri.path().to_owned()));
     let headers: serde_json::Map<String, Value> = headers
         .iter()
         .map(|(k, v)| {
@@ -159,6 +183,30 @@ async fn echo(
         "headers": headers,
         "body_len": body.len(),
     }))
+}
+
+/// Ends the session named by the bearer token (claims read without verification: the
+/// gateway verified them), like user-service's logout.
+async fn logout(State(state): State<UpstreamState>, headers: HeaderMap) -> impl IntoResponse {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    let sessions = state.sessions.lock().unwrap().clone();
+    let sid = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| t.split('.').nth(1))
+        .and_then(|payload| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<Claims>(&bytes).ok())
+        .map(|c| c.sid);
+    if let (Some(sessions), Some(sid)) = (sessions, sid) {
+        sessions.revoke(&sid).await.expect("session store answers");
+    }
+    Json(json!({"detail": "Logged out"}))
 }
 
 async fn slow(State(state): State<UpstreamState>) -> impl IntoResponse {
