@@ -99,6 +99,7 @@ async fn main() {
     let tokens = common::auth::TokenSettings {
         algorithm: common::auth::hmac_algorithm("HS256").expect("HS256"),
         secret: Some(common::config::Secret::new(SECRET)),
+        previous_secret: None,
         issuer: "user-service".into(),
         audience: "platform".into(),
         lifetime: Duration::from_secs(3600),

@@ -1,11 +1,19 @@
 //! Transform throughput on a realistic company page (~200 KB: site chrome, inline scripts and
-//! styles, a long related-companies table, and the details table).
+//! styles, a long related-companies table, and the details table): one page at a time on one
+//! thread, then batches on every core the way a re-transform run parses them (the floor of
+//! its end-to-end rate: no database, no cache).
 //!
-//! `cargo run --release -p scraper-service --example bench_transform [ITERATIONS]`
+//! `cargo run --release -p scraper-service --example bench_transform [ITERATIONS] [THREADS]`
 
 use std::time::Instant;
 
+use scraper_service::retransform::pool::transform_batch;
+use scraper_service::store::pages::{StoredHtml, StoredPage};
 use scraper_service::transform::transform;
+
+// The allocator the service runs with: the parse allocates a node per element.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const IDNO: &str = "1008600038413";
 
@@ -51,6 +59,10 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(200);
+    let threads: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let page = realistic_page();
     let idno = api::scrape::Idno::parse(IDNO).expect("a valid IDNO");
     let company = transform(&page, &idno).expect("the benchmark page parses");
@@ -73,5 +85,34 @@ fn main() {
     println!(
         "throughput:     {:.1} MB/s",
         (page.len() * iterations) as f64 / secs / 1e6
+    );
+
+    // Batches of 128, as a run reads them, on `threads` threads.
+    let batch = |first: usize, n: usize| -> Vec<StoredHtml> {
+        (first..first + n)
+            .map(|i| StoredHtml {
+                page: StoredPage {
+                    id: i as i64 + 1,
+                    url: None,
+                    fetched_at: None,
+                },
+                idno: Some(IDNO.to_owned()),
+                raw_html: Some(page.clone()),
+            })
+            .collect()
+    };
+    let batches: Vec<Vec<StoredHtml>> = (0..iterations)
+        .step_by(128)
+        .map(|first| batch(first, 128.min(iterations - first)))
+        .collect();
+    let started = Instant::now();
+    for pages in batches {
+        let n = pages.len();
+        assert_eq!(transform_batch(pages, threads).records.len(), n);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "all cores:      {:.1} pages/s on {threads} threads (batches of 128)",
+        iterations as f64 / secs
     );
 }

@@ -77,6 +77,51 @@ pub struct Config {
     pub retry_max: Duration,
     /// What one user may ask for (429 with `Retry-After` beyond it).
     pub quotas: QuotaLimits,
+    /// How re-transform runs use the machine.
+    pub retransform: RetransformSettings,
+}
+
+/// How a re-transform run uses the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetransformSettings {
+    /// `RETRANSFORM_BATCH_SIZE` (128): pages read, parsed and committed together. At most
+    /// three batches of pages are in memory at once (one read ahead, one waiting, one being
+    /// parsed).
+    pub batch: usize,
+    /// `RETRANSFORM_THREADS` (the number of CPUs): threads parsing pages.
+    pub threads: usize,
+    /// `RETRANSFORM_LEASE_SECONDS` (60): how long a run is held by its process without a
+    /// sign of life; a run whose process died is resumable once its lease has run out.
+    pub lease: Duration,
+}
+
+impl Default for RetransformSettings {
+    fn default() -> Self {
+        Self {
+            batch: 128,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetransformSettings {
+    /// Reads the `RETRANSFORM_*` variables (see the field docs).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let settings = Self {
+            batch: at_least_one("RETRANSFORM_BATCH_SIZE", defaults.batch as u64)? as usize,
+            threads: at_least_one("RETRANSFORM_THREADS", defaults.threads as u64)? as usize,
+            lease: secs_or("RETRANSFORM_LEASE_SECONDS", 60)?,
+        };
+        if settings.lease.is_zero() {
+            return Err(ConfigError::new(
+                "RETRANSFORM_LEASE_SECONDS",
+                "must be at least 1",
+            ));
+        }
+        Ok(settings)
+    }
 }
 
 /// Per-user caps on what costs outbound fetches. Each counter runs for a fixed window from
@@ -192,6 +237,7 @@ impl Config {
         c.retry_max = millis_or("SCRAPE_RETRY_MAX_MS", 60_000)?;
         c.quotas.jobs_per_minute = at_least_one("SCRAPE_JOBS_PER_USER_PER_MINUTE", 20)?;
         c.quotas.forced_per_hour = at_least_one("SCRAPE_FORCED_PER_USER_PER_HOUR", 10)?;
+        c.retransform = RetransformSettings::from_env()?;
         Ok(c)
     }
 
@@ -226,6 +272,7 @@ impl Config {
             retry_base: Duration::from_millis(1000),
             retry_max: Duration::from_secs(60),
             quotas: QuotaLimits::default(),
+            retransform: RetransformSettings::default(),
         }
     }
 
@@ -322,6 +369,7 @@ mod tests {
         TokenSettings {
             algorithm: common::auth::hmac_algorithm("HS256").unwrap(),
             secret: None,
+            previous_secret: None,
             issuer: "user-service".into(),
             audience: "platform".into(),
             lifetime: Duration::from_secs(60),

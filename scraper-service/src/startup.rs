@@ -105,7 +105,8 @@ impl Application {
 
     /// Serves until `shutdown`, then drains requests and running jobs for at most
     /// `server.drain` (`SHUTDOWN_GRACE_MS`), puts jobs still held back in the queue, stops
-    /// the browser and closes the pool.
+    /// re-transform runs at a batch boundary (resumable), stops the browser and closes the
+    /// pool.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
         let Application {
             listener,
@@ -117,7 +118,7 @@ impl Application {
         let serve = service_kit::server::serve(listener, router, shutdown.clone().wait(), drain);
         let drain_jobs = async {
             shutdown.wait().await;
-            workers.shutdown(drain).await;
+            tokio::join!(workers.shutdown(drain), state.retransforms.shutdown(drain));
         };
         let (served, ()) = tokio::join!(serve, drain_jobs);
         state.fetcher.shutdown().await;

@@ -1,4 +1,4 @@
-//! [`AppState`]: what request handlers and scrape workers share.
+//! [`AppState`]: what request handlers, scrape workers and re-transform runs share.
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use crate::cache::CompanyCache;
 use crate::config::Config;
 use crate::extract::Fetcher;
 use crate::quota::Quotas;
+use crate::retransform::tasks::Retransforms;
 
 /// The service's shared state; cheap to clone.
 #[derive(Clone)]
@@ -28,8 +29,10 @@ pub struct AppState {
     pub fetcher: Arc<dyn Fetcher>,
     /// Wakes an idle worker of this instance when a job is queued here.
     pub job_queued: Arc<Notify>,
-    /// This instance's name as the holder of job leases.
+    /// This instance's name as the holder of job and re-transform run leases.
     pub lease_holder: Arc<str>,
+    /// The re-transform runs this instance holds in the background.
+    pub retransforms: Retransforms,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             fetcher,
             job_queued: Arc::new(Notify::new()),
             lease_holder: format!("scraper-{}", uuid::Uuid::new_v4().simple()).into(),
+            retransforms: Retransforms::default(),
         }
     }
 }

@@ -9,6 +9,8 @@
 //!
 //! Pure and synchronous: callers run it on a blocking thread.
 
+use std::sync::LazyLock;
+
 use api::scrape::Idno;
 use ego_tree::iter::Edge;
 use ego_tree::NodeRef;
@@ -44,6 +46,9 @@ pub enum TransformError {
     /// The page shows another company's IDNO.
     #[error("the page shows IDNO {page}, not {requested}")]
     IdnoMismatch { page: String, requested: Idno },
+    /// The page nests elements deeper than any real page (and than parsing stays fast for).
+    #[error("the page nests elements more than {} deep", crate::nesting::MAX_DEPTH)]
+    TooDeep,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,52 +236,35 @@ const MAX_INLINE_CHARS: usize = 600;
 
 /// Parses `html`, the page of company `idno`.
 pub fn transform(html: &str, idno: &Idno) -> Result<ParsedCompany, TransformError> {
+    if crate::nesting::exceeds(html, crate::nesting::MAX_DEPTH) {
+        return Err(TransformError::TooDeep);
+    }
     let doc = Html::parse_document(html);
     let mut found = Found::default();
-    let mut visible = String::new();
-    let mut not_found_element = false;
     let mut skip: Option<ego_tree::NodeId> = None;
-
     for edge in doc.tree.root().traverse() {
         match edge {
-            Edge::Open(node) if skip.is_none() => match node.value() {
-                Node::Element(e) => {
-                    if SKIPPED.contains(&e.name()) {
+            Edge::Open(node) if skip.is_none() => {
+                if let Some(el) = ElementRef::wrap(node) {
+                    if SKIPPED.contains(&el.value().name()) {
                         skip = Some(node.id());
-                        continue;
-                    }
-                    if e.attr("data-not-found").is_some()
-                        || e.has_class("not-found", CaseSensitivity::AsciiCaseInsensitive)
-                    {
-                        not_found_element = true;
-                    }
-                    if let Some(el) = ElementRef::wrap(node) {
+                    } else {
                         found.consider(el);
                     }
                 }
-                Node::Text(t) => {
-                    visible.push_str(t);
-                    visible.push(' ');
-                }
-                _ => {}
-            },
-            Edge::Open(_) => {}
-            Edge::Close(node) => {
-                if skip == Some(node.id()) {
-                    skip = None;
-                }
             }
+            Edge::Close(node) if skip == Some(node.id()) => skip = None,
+            _ => {}
         }
     }
 
     let mut company = found.company;
     if company == ParsedCompany::default() {
-        let text = normalize_label(&visible);
-        return if not_found_element || NOT_FOUND_MARKERS.iter().any(|m| text.contains(m)) {
-            Err(TransformError::NotFound)
+        return Err(if says_not_found(&doc) {
+            TransformError::NotFound
         } else {
-            Err(TransformError::NoData)
-        };
+            TransformError::NoData
+        });
     }
     if company.company_name.is_none() {
         company.company_name = fallback_name(&doc);
@@ -292,43 +280,94 @@ pub fn transform(html: &str, idno: &Idno) -> Result<ParsedCompany, TransformErro
     Ok(company)
 }
 
+/// Whether a page without company data says the company does not exist: an element marked
+/// as a "not found" message, or a marker in its visible text. A second walk, because only
+/// pages without data need it.
+fn says_not_found(doc: &Html) -> bool {
+    let mut visible = String::new();
+    let mut not_found_element = false;
+    let mut skip: Option<ego_tree::NodeId> = None;
+    for edge in doc.tree.root().traverse() {
+        match edge {
+            Edge::Open(node) if skip.is_none() => match node.value() {
+                Node::Element(e) => {
+                    if SKIPPED.contains(&e.name()) {
+                        skip = Some(node.id());
+                    } else if e.attr("data-not-found").is_some()
+                        || e.has_class("not-found", CaseSensitivity::AsciiCaseInsensitive)
+                    {
+                        not_found_element = true;
+                    }
+                }
+                Node::Text(t) => {
+                    visible.push_str(t);
+                    visible.push(' ');
+                }
+                _ => {}
+            },
+            Edge::Close(node) if skip == Some(node.id()) => skip = None,
+            _ => {}
+        }
+    }
+    let text = normalize_label(&visible);
+    not_found_element || NOT_FOUND_MARKERS.iter().any(|m| text.contains(m))
+}
+
 /// The fields found so far, with the label that gave each list field (so that nested
-/// elements repeating the same label do not add the same items twice).
+/// elements repeating the same label do not add the same items twice), and buffers reused
+/// from element to element (most elements are not labels: looking at one should not
+/// allocate).
 #[derive(Default)]
 struct Found {
     company: ParsedCompany,
     list_labels: Vec<(usize, String)>,
+    text: String,
+    key: String,
 }
 
 impl Found {
     fn consider(&mut self, el: ElementRef<'_>) {
-        let Some(text) = short_text(el, MAX_INLINE_CHARS) else {
-            return;
+        // Only a leaf can be a `Label: value` line; any other element is at most a label,
+        // so reading more of its text than a label can have is wasted.
+        let leaf = !el.children().any(|c| c.value().is_element());
+        let max = if leaf {
+            MAX_INLINE_CHARS
+        } else {
+            MAX_LABEL_CHARS
         };
-        if text.chars().count() <= MAX_LABEL_CHARS {
-            let key = normalize_label(&text);
-            if let Some(field) = field_for(&key) {
+        let mut text = std::mem::take(&mut self.text);
+        if let Some(chars) = short_text_into(el, max, &mut text) {
+            self.consider_text(el, &text, chars, leaf);
+        }
+        self.text = text;
+    }
+
+    /// [`Found::consider`] of `el` whose text (of `chars` characters) is `text`.
+    fn consider_text(&mut self, el: ElementRef<'_>, text: &str, chars: usize, leaf: bool) {
+        let mut key = std::mem::take(&mut self.key);
+        if chars <= MAX_LABEL_CHARS {
+            if let Some(field) = label_field(text, &mut key) {
                 if self.wants(field, &key) {
                     if let Some(value) = value_after(el, &key) {
                         self.set(field, &key, value);
                     }
                 }
+                self.key = key;
                 return;
             }
         }
         // `Label: value` inside one leaf element.
-        if el.children().any(|c| c.value().is_element()) {
-            return;
-        }
-        if let Some((label, rest)) = text.split_once(':') {
-            let key = normalize_label(label);
-            if let Some(field) = field_for(&key) {
-                let value = Value::from_text(rest);
-                if !value.is_empty() && self.wants(field, &key) {
-                    self.set(field, &key, value);
+        if leaf {
+            if let Some((label, rest)) = text.split_once(':') {
+                if let Some(field) = label_field(label, &mut key) {
+                    let value = Value::from_text(rest);
+                    if !value.is_empty() && self.wants(field, &key) {
+                        self.set(field, &key, value);
+                    }
                 }
             }
         }
+        self.key = key;
     }
 
     fn wants(&self, field: Field, key: &str) -> bool {
@@ -372,13 +411,59 @@ fn field_for(key: &str) -> Option<Field> {
         .map(|(f, _)| *f)
 }
 
+/// The field `raw` is the label of, if any; `key` is left holding `raw` normalised (see
+/// [`normalize_label`]). Gives up as soon as the text is longer than any label.
+fn label_field(raw: &str, key: &mut String) -> Option<Field> {
+    if !normalize_into(raw, key, true) {
+        return None;
+    }
+    field_for(key)
+}
+
+/// The length in bytes of the longest known label.
+const LONGEST_LABEL_BYTES: usize = {
+    let mut longest = 0;
+    let mut i = 0;
+    while i < LABELS.len() {
+        let mut j = 0;
+        while j < LABELS[i].1.len() {
+            if LABELS[i].1[j].len() > longest {
+                longest = LABELS[i].1[j].len();
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    longest
+};
+
+/// The most nodes (elements, texts, comments) [`short_text`] reads: a label or a `Label:
+/// value` leaf has a handful. Counting characters alone, deeply nested markup with little
+/// text made every ancestor read its whole subtree again: quadratic time (found while
+/// fuzzing, docs/fuzzing.md: 32 000 nested `<b>`s, a 96 kB page, took 40 s).
+const MAX_SHORT_NODES: usize = 256;
+
 /// The text of `el` (script and style excluded), or `None` when it is longer than `max`
 /// characters; stops reading as soon as it is, so big containers cost little.
 fn short_text(el: ElementRef<'_>, max: usize) -> Option<String> {
     let mut out = String::new();
+    short_text_into(el, max, &mut out).map(|_| out)
+}
+
+/// [`short_text`] into `out` (cleared first); `Some(number of characters)`. `None` too for an
+/// element of more than [`MAX_SHORT_NODES`] nodes, whatever its text.
+fn short_text_into(el: ElementRef<'_>, max: usize, out: &mut String) -> Option<usize> {
+    out.clear();
     let mut chars = 0usize;
+    let mut nodes = 0usize;
     let mut skip: Option<ego_tree::NodeId> = None;
     for edge in el.traverse() {
+        if matches!(edge, Edge::Open(_)) {
+            nodes += 1;
+            if nodes > MAX_SHORT_NODES {
+                return None;
+            }
+        }
         match edge {
             Edge::Open(node) if skip.is_none() => match node.value() {
                 Node::Element(e) if SKIPPED.contains(&e.name()) => skip = Some(node.id()),
@@ -395,7 +480,7 @@ fn short_text(el: ElementRef<'_>, max: usize) -> Option<String> {
             _ => {}
         }
     }
-    Some(out)
+    Some(chars)
 }
 
 /// The value that follows the label element `el`: its next sibling with content, climbing to
@@ -549,25 +634,95 @@ pub fn clean_text(raw: &str) -> String {
 /// their comma-below (ș ț) and cedilla (ş ţ) forms, precomposed or combining, `ё` read as `е`,
 /// and a trailing `:` or `*` dropped.
 pub fn normalize_label(raw: &str) -> String {
-    let cleaned = clean_text(raw);
-    let mut out = String::with_capacity(cleaned.len());
-    for c in cleaned.chars().flat_map(char::to_lowercase) {
-        match c {
-            // `ǎ` (caron) is a frequent stand-in for `ă` (breve).
-            'ă' | 'ǎ' | 'â' | 'á' | 'à' | 'ä' => out.push('a'),
-            'î' | 'í' | 'ì' | 'ï' => out.push('i'),
-            'ș' | 'ş' => out.push('s'),
-            'ț' | 'ţ' => out.push('t'),
-            'é' | 'è' | 'ê' | 'ë' => out.push('e'),
-            'ё' => out.push('е'),
-            // Combining marks: the decomposed forms of the letters above.
-            '\u{0300}'..='\u{036f}' => {}
-            _ => out.push(c),
+    let mut out = String::with_capacity(raw.len());
+    normalize_into(raw, &mut out, false);
+    out
+}
+
+/// Whether `c` (folded) may appear in a normalised label: the letters, separators and
+/// trailing marks of [`LABELS`] (a test checks that it covers them all). Any other character
+/// survives normalisation, so a text holding one is no label.
+fn in_labels(c: char) -> bool {
+    c.is_ascii_lowercase()
+        || matches!(
+            c,
+            ' ' | '/' | '(' | ')' | '-' | ':' | '*' | '：' | 'а'..='я'
+        )
+}
+
+/// [`normalize_label`] of `raw` into `out`, in one pass. With `label_only`, gives up
+/// (`false`, `out` unfinished) as soon as the result cannot be a known label: it holds a
+/// character no label has, or it is longer than the longest one. Whitespace is handled as
+/// [`clean_text`] does on the raw characters, then each is lower-cased and folded.
+fn normalize_into(raw: &str, out: &mut String, label_only: bool) -> bool {
+    let max = if label_only {
+        LONGEST_LABEL_BYTES
+    } else {
+        usize::MAX
+    };
+    out.clear();
+    let mut pending_space = false;
+    let mut started = false;
+    // Bytes of characters no trimming can remove (neither whitespace nor a trailing mark):
+    // a lower bound of the result's length.
+    let mut solid = 0usize;
+    for c in raw.chars() {
+        if matches!(
+            c,
+            '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{feff}' | '\u{ad}'
+        ) {
+            continue;
+        }
+        if c.is_whitespace() {
+            pending_space = true;
+            continue;
+        }
+        if pending_space && started {
+            out.push(' ');
+        }
+        pending_space = false;
+        started = true;
+        if c.is_ascii() {
+            let lower = c.to_ascii_lowercase();
+            if label_only && !in_labels(lower) {
+                return false;
+            }
+            out.push(lower);
+            solid += usize::from(!matches!(lower, ':' | '*'));
+        } else {
+            for lower in c.to_lowercase() {
+                let folded = match lower {
+                    // `ǎ` (caron) is a frequent stand-in for `ă` (breve).
+                    'ă' | 'ǎ' | 'â' | 'á' | 'à' | 'ä' => 'a',
+                    'î' | 'í' | 'ì' | 'ï' => 'i',
+                    'ș' | 'ş' => 's',
+                    'ț' | 'ţ' => 't',
+                    'é' | 'è' | 'ê' | 'ë' => 'e',
+                    'ё' => 'е',
+                    // Combining marks: the decomposed forms of the letters above.
+                    '\u{0300}'..='\u{036f}' => continue,
+                    other => other,
+                };
+                if label_only && !in_labels(folded) {
+                    return false;
+                }
+                out.push(folded);
+                if folded != '：' && !folded.is_whitespace() {
+                    solid += folded.len_utf8();
+                }
+            }
+        }
+        if solid > max {
+            return false;
         }
     }
-    let trimmed =
-        out.trim_end_matches(|c: char| matches!(c, ':' | '：' | '*') || c.is_whitespace());
-    trimmed.trim().to_owned()
+    let end = out
+        .trim_end_matches(|c: char| matches!(c, ':' | '：' | '*') || c.is_whitespace())
+        .len();
+    out.truncate(end);
+    let start = out.len() - out.trim_start().len();
+    out.drain(..start);
+    true
 }
 
 /// The first run of exactly 13 digits in `text`.
@@ -596,9 +751,12 @@ pub fn normalize_date(text: &str) -> String {
 /// The company name when no label named it: an element marked `data-company-name`, else the
 /// first `h1`.
 fn fallback_name(doc: &Html) -> Option<String> {
-    for css in ["[data-company-name]", "h1"] {
-        let selector = scraper::Selector::parse(css).ok()?;
-        if let Some(el) = doc.select(&selector).next() {
+    static SELECTORS: LazyLock<[scraper::Selector; 2]> = LazyLock::new(|| {
+        ["[data-company-name]", "h1"]
+            .map(|css| scraper::Selector::parse(css).expect("a valid constant selector"))
+    });
+    for selector in SELECTORS.iter() {
+        if let Some(el) = doc.select(selector).next() {
             let text = short_text(el, MAX_INLINE_CHARS)
                 .map(|t| clean_text(&t))
                 .unwrap_or_default();
@@ -890,6 +1048,73 @@ mod tests {
                 Err(TransformError::NoData)
             );
         }
+    }
+
+    #[test]
+    fn the_label_alphabet_covers_every_label() {
+        for (_, labels) in LABELS {
+            for label in *labels {
+                assert!(label.chars().all(in_labels), "{label}");
+                assert!(label.len() <= LONGEST_LABEL_BYTES, "{label}");
+                assert_eq!(
+                    normalize_label(label),
+                    *label,
+                    "labels are stored normalised"
+                );
+                assert!(field_for(label).is_some());
+                let mut key = String::new();
+                assert!(
+                    label_field(&label.to_uppercase(), &mut key).is_some(),
+                    "{label}"
+                );
+            }
+        }
+        let mut key = String::new();
+        assert_eq!(label_field("Categoria 12 – Activități", &mut key), None);
+        assert_eq!(
+            label_field("  Data înregistrării * : ", &mut key),
+            Some(Field::RegistrationDate)
+        );
+    }
+
+    /// Found while fuzzing (docs/fuzzing.md, finding 1): each of thousands of nested
+    /// elements read its whole subtree, so the page took quadratic time.
+    #[test]
+    fn deeply_nested_markup_is_read_in_bounded_steps() {
+        let nested = |depth: usize| {
+            page(&format!(
+                "{}<dl><dt>Statut</dt><dd>Activă</dd></dl>{}",
+                "<div>".repeat(depth),
+                "</div>".repeat(depth)
+            ))
+        };
+        let deepest = crate::nesting::MAX_DEPTH - 8;
+        assert_eq!(
+            transform(&nested(deepest), IDNO).unwrap().status.as_deref(),
+            Some("Activă")
+        );
+        // Deeper than any real page: refused before the parser sees it.
+        let too_deep = nested(crate::nesting::MAX_DEPTH * 100);
+        assert!(matches!(
+            transform(&too_deep, IDNO),
+            Err(TransformError::TooDeep)
+        ));
+        // A container of more nodes than any label has is not read to its end.
+        let doc = Html::parse_fragment(&format!(
+            "<div>{}x</div>",
+            "<i></i>".repeat(MAX_SHORT_NODES)
+        ));
+        let div = doc
+            .select(&scraper::Selector::parse("div").unwrap())
+            .next()
+            .unwrap();
+        assert_eq!(short_text(div, MAX_INLINE_CHARS), None);
+        let small = Html::parse_fragment("<div><i></i><b>Statut</b></div>");
+        let div = small
+            .select(&scraper::Selector::parse("div").unwrap())
+            .next()
+            .unwrap();
+        assert_eq!(short_text(div, MAX_LABEL_CHARS).as_deref(), Some("Statut"));
     }
 
     #[test]

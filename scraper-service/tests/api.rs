@@ -560,11 +560,12 @@ async fn retransform_reparses_stored_pages_without_fetching() {
         service_kit::with_db!(&app.db, pool => sqlx::query(spoil).bind(&id).execute(pool).await.map(|r| r.rows_affected())).unwrap();
 
         let admin = app.login(ADMIN_ID, Role::Admin).await;
-        let (status, _, report) = app
+        let (status, _, run) = app
             .post_as(Some(&admin), "/admin/retransform", json!({}))
             .await;
-        assert_eq!(status, StatusCode::OK, "{report}");
-        assert_eq!(report, json!({"processed": 2, "succeeded": 1, "failed": 1}));
+        assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+        let report = wait_run(&app, &admin, &run).await;
+        assert_eq!(counts(&report), (2, 1, 1), "{report}");
         let (_, company) = app.get(&format!("/companies/{id}")).await;
         assert_sample_record(&company, &id);
         let (_, cached) = app.scrape(&id, false).await;
@@ -572,11 +573,11 @@ async fn retransform_reparses_stored_pages_without_fetching() {
         assert_eq!(cached["data"]["parser_version"], PARSER_VERSION);
 
         // One company only, by the endpoint (empty body = all) and by the library function.
-        let (status, _, report) = app
+        let (status, _, run) = app
             .post_as(Some(&admin), "/admin/retransform/", json!({"idno": id}))
             .await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(report, json!({"processed": 1, "succeeded": 1, "failed": 0}));
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(counts(&wait_run(&app, &admin, &run).await), (1, 1, 0));
         let (status, _, body) = app
             .post_as(Some(&admin), "/admin/retransform", json!({"idno": "123"}))
             .await;
@@ -588,7 +589,10 @@ async fn retransform_reparses_stored_pages_without_fetching() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        let run: Value = resp.json().await.unwrap();
+        assert_eq!(run["idno"], Value::Null, "an empty body is every page");
+        assert_eq!(counts(&wait_run(&app, &admin, &run).await), (2, 1, 1));
         let report =
             scraper_service::commands::retransform(&c.db, c.cache_ttl, &kv, Some(&checked(&id)))
                 .await
@@ -611,6 +615,34 @@ async fn retransform_reparses_stored_pages_without_fetching() {
         );
         app.stop().await;
     }
+}
+
+/// Polls the re-transform run `run` (as `POST /admin/retransform` answered it) until it
+/// has ended; it must have succeeded.
+async fn wait_run(app: &TestApp, token: &str, run: &Value) -> Value {
+    let id = run["id"].as_str().expect("a run id");
+    let deadline = std::time::Instant::now() + JOB_TIMEOUT;
+    loop {
+        let (status, body) = app
+            .get_as(Some(token), &format!("/admin/retransform/{id}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["state"] != "running" {
+            assert_eq!(body["state"], "succeeded", "{body}");
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {id} did not end: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A run's (processed, succeeded, failed).
+fn counts(run: &Value) -> (u64, u64, u64) {
+    let n = |k: &str| run[k].as_u64().unwrap_or_else(|| panic!("{k} in {run}"));
+    (n("processed"), n("succeeded"), n("failed"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1051,11 +1083,11 @@ async fn internal_endpoints_check_the_caller_like_public_ones() {
             )
         );
         let admin = app.login(ADMIN_ID, Role::Admin).await;
-        let (status, _, body) = app
+        let (status, _, run) = app
             .post_as(Some(&admin), "/admin/retransform", json!({}))
             .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body, json!({"processed": 0, "succeeded": 0, "failed": 0}));
+        assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+        assert_eq!(counts(&wait_run(&app, &admin, &run).await), (0, 0, 0));
         app.stop().await;
     }
 }

@@ -21,5 +21,11 @@ pub fn routes() -> Router<AppState> {
         .route_both("/scrape/jobs/{id}", get(jobs::job))
         .route_both("/companies/{idno}", get(companies::company))
         .route_both("/admin/retransform", post(admin::retransform))
+        .route_both("/admin/retransform/{id}", get(admin::retransform_run))
         .route_both("/readyz", get(health::readyz))
+        .merge(ui_assets::axum::router(&UI))
 }
+
+/// The web UI's companies area (`web/companies`: look up an IDNO, follow the job, the
+/// record), served at `/ui/companies/*` (see `build.rs`).
+static UI: ui_assets::Area = ui_assets::area!("companies");

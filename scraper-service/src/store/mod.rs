@@ -1,7 +1,8 @@
 //! All SQL of scraper-service, written once for PostgreSQL and SQLite (`$1` parameters and
 //! [`service_kit::with_db!`]): the job queue ([`jobs`], `scrape_jobs`), fetched pages
-//! ([`pages`], `source_data`) and company records ([`records`], `transformed_data`), and the
-//! migrations that create them. Nothing outside this module runs SQL.
+//! ([`pages`], `source_data`), company records ([`records`], `transformed_data`), re-transform
+//! runs ([`runs`], `retransform_runs`), and the migrations that create them. Nothing outside
+//! this module runs SQL.
 //!
 //! Timestamps are UTC `NaiveDateTime`s computed here, in whole microseconds (what PostgreSQL
 //! keeps), so a value built from what was written equals the value read back.
@@ -9,6 +10,7 @@
 pub mod jobs;
 pub mod pages;
 pub mod records;
+pub mod runs;
 
 use std::time::Duration;
 

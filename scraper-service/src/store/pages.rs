@@ -70,8 +70,13 @@ pub struct StoredHtml {
     pub raw_html: Option<String>,
 }
 
-/// Up to `limit` stored pages after id `after_id` (of `idno` only, when given) that a parser
-/// can use: successful answers, and rows of the original app whose status is unknown.
+/// Which stored pages a parser can use (`$1`: after this id, `$2`: of this IDNO or any):
+/// successful answers, and rows of the original app whose status is unknown.
+const USABLE: &str = "id > $1 AND ($2 IS NULL OR idno = $2) \
+     AND (status_code IS NULL OR (status_code >= 200 AND status_code < 300))";
+
+/// Up to `limit` usable stored pages after id `after_id` (of `idno` only, when given), in id
+/// order: one step of a keyset walk over `source_data`.
 #[tracing::instrument(skip_all, fields(after_id, idno = idno.map(Idno::as_str), limit))]
 pub async fn usable_after(
     db: &Db,
@@ -79,17 +84,30 @@ pub async fn usable_after(
     idno: Option<&Idno>,
     limit: i64,
 ) -> Result<Vec<StoredHtml>, sqlx::Error> {
-    let sql =
+    let sql = format!(
         "SELECT CAST(id AS BIGINT) AS id, url, last_fetched_at AS fetched_at, idno, raw_html \
-               FROM source_data \
-               WHERE id > $1 AND ($2 IS NULL OR idno = $2) \
-               AND (status_code IS NULL OR (status_code >= 200 AND status_code < 300)) \
-               ORDER BY id LIMIT $3";
-    with_db!(db, pool => sqlx::query_as(sql)
+         FROM source_data WHERE {USABLE} ORDER BY id LIMIT $3"
+    );
+    with_db!(db, pool => sqlx::query_as(&sql)
         .bind(after_id)
         .bind(idno.map(Idno::as_str))
         .bind(limit)
         .fetch_all(pool)
+        .await)
+}
+
+/// How many usable stored pages come after id `after_id` (of `idno` only, when given).
+#[tracing::instrument(skip_all, fields(after_id, idno = idno.map(Idno::as_str)))]
+pub async fn count_usable_after(
+    db: &Db,
+    after_id: i64,
+    idno: Option<&Idno>,
+) -> Result<i64, sqlx::Error> {
+    let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM source_data WHERE {USABLE}");
+    with_db!(db, pool => sqlx::query_scalar(&sql)
+        .bind(after_id)
+        .bind(idno.map(Idno::as_str))
+        .fetch_one(pool)
         .await)
 }
 

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod corpus;
 pub mod fixture;
 
 use std::path::Path;
@@ -36,6 +37,7 @@ pub fn tokens() -> TokenSettings {
     TokenSettings {
         algorithm: common::auth::hmac_algorithm("HS256").expect("HS256"),
         secret: Some(Secret::new(SECRET)),
+        previous_secret: None,
         issuer: "user-service".into(),
         audience: "platform".into(),
         lifetime: Duration::from_secs(600),
