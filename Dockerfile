@@ -6,8 +6,9 @@
 #   docker build --build-arg SERVICE=app-service     -t platform/app-service .
 #   docker build --build-arg SERVICE=user-service    -t platform/user-service .
 #   docker build --build-arg SERVICE=scraper-service -t platform/scraper-service .
+#   docker build --build-arg SERVICE=book-service    -t platform/book-service .
 #
-# Why one file: the four binaries share one workspace, one Cargo.lock and one dependency
+# Why one file: the binaries share one workspace, one Cargo.lock and one dependency
 # graph, so the build stages are identical but for the package name; only the runtime stages
 # differ (port, and Chromium for the scraper). Needs BuildKit (the default builder since
 # Docker 23), which builds only the stages the selected service uses.
@@ -97,6 +98,22 @@ COPY --from=builder /out/user-service /usr/local/bin/user-service
 EXPOSE 8002
 USER 10001:10001
 ENTRYPOINT ["/usr/local/bin/user-service"]
+
+FROM runtime AS svc-book-service
+ENV HEALTHCHECK_ADDR_VAR=BOOK_SERVICE_ADDR \
+    HEALTHCHECK_PORT=8004
+COPY --from=builder /out/book-service /usr/local/bin/book-service
+EXPOSE 8004
+USER 10001:10001
+ENTRYPOINT ["/usr/local/bin/book-service"]
+
+FROM runtime AS svc-borrowings-function
+ENV HEALTHCHECK_ADDR_VAR=BORROWINGS_FUNCTION_ADDR \
+    HEALTHCHECK_PORT=8005
+COPY --from=builder /out/borrowings-function /usr/local/bin/borrowings-function
+EXPOSE 8005
+USER 10001:10001
+ENTRYPOINT ["/usr/local/bin/borrowings-function"]
 
 FROM runtime AS svc-scraper-service
 # openmoney.md renders its pages with JavaScript, so the scraper drives Debian's Chromium

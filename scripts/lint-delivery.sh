@@ -71,8 +71,8 @@ run "compose.yaml against the Compose Specification" \
     "$python" -m check_jsonschema --builtin-schema vendor.compose-spec compose.yaml
 
 # Every ${VAR:?...} in compose.yaml must be set in .env.example, so that
-# `cp .env.example .env && docker compose up --build` works as it is; SECRET_KEY must be long
-# enough for the services to accept it (32 bytes).
+# `cp .env.example .env && docker compose up --build` works as it is; SECRET_KEY and
+# CIRCULATION_SECRET must be long enough for the services to accept them (32 bytes).
 env_example_complete() {
     "$python" - <<'PY'
 import re, sys
@@ -84,8 +84,9 @@ for line in open(".env.example", encoding="utf-8"):
     if m:
         values[m.group(1)] = m.group(2)
 problems = [f"{v} is required by compose.yaml but not set in .env.example" for v in required if not values.get(v)]
-if len(values.get("SECRET_KEY", "").encode()) < 32:
-    problems.append("SECRET_KEY in .env.example is shorter than 32 bytes")
+for secret in ("SECRET_KEY", "CIRCULATION_SECRET"):
+    if len(values.get(secret, "").encode()) < 32:
+        problems.append(f"{secret} in .env.example is shorter than 32 bytes")
 for p in problems:
     print(f"   {p}")
 print(f"   {len(required)} required variables checked")
@@ -97,7 +98,7 @@ run ".env.example sets what compose.yaml requires" env_example_complete
 # Every service the CI builds has a runtime stage in the Dockerfile.
 dockerfile_stages() {
     local service ok=0
-    for service in gateway app-service user-service scraper-service; do
+    for service in gateway app-service user-service scraper-service book-service borrowings-function; do
         if ! grep -Eq "^FROM .* AS svc-${service}\$" Dockerfile; then
             echo "   Dockerfile has no stage svc-${service}"
             ok=1

@@ -56,6 +56,10 @@ async fn serve() -> Result<(), BoxError> {
     } else {
         "in process"
     };
+    let commands = match config.bus.transport {
+        circulation::Transport::Amqp(_) => "RabbitMQ",
+        circulation::Transport::Local { .. } => "in process (durable in DATA_DIR/bus.sqlite)",
+    };
     let stack = Stack::start(config, kv).await?;
     let gw = stack.gateway_addr;
     let host = if gw.ip().is_unspecified() {
@@ -68,10 +72,10 @@ async fn serve() -> Result<(), BoxError> {
         gw.port(),
         gw.port()
     );
-    println!("  data: {storage} · sessions and cache: {cache}");
+    println!("  data: {storage} · sessions and cache: {cache} · circulation commands: {commands}");
     println!(
-        "  services: app-service :{} · user-service :{} · scraper-service :{}",
-        stack.app_port, stack.user_port, stack.scraper_port
+        "  services: app-service :{} · user-service :{} · scraper-service :{} · book-service :{}",
+        stack.app_port, stack.user_port, stack.scraper_port, stack.book_port
     );
     common::shutdown::terminate_signal().await;
     println!("stopping: draining in-flight requests and jobs");

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use circulation::{Bus, BusConfig, BusStartError};
 use common::auth::{Authenticator, Sessions};
 use common::bin::BoxError;
 use common::config::ConfigError;
@@ -12,9 +13,10 @@ use common::shutdown::{shutdown_channel, Shutdown};
 use service_kit::server::{serve, CommonLayers, Listener};
 use service_kit::HttpLimits;
 
+use crate::circulation::Circulation;
 use crate::config::Config;
 use crate::state::AppState;
-use crate::upstream::{http_client, Upstream};
+use crate::upstream::{http_client, stream_client, Upstream};
 use crate::{openapi, routes};
 
 /// How long start-up waits for user-service's JWKS (EdDSA only).
@@ -28,6 +30,8 @@ pub enum StartupError {
     /// The TLS backend of the HTTP client could not be set up.
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
+    #[error(transparent)]
+    Bus(#[from] BusStartError),
 }
 
 /// app-service bound to its port, ready to serve.
@@ -38,8 +42,10 @@ pub struct Application {
 }
 
 impl Application {
-    /// Loads the token keys, builds the state and binds the listener; `kv` holds the sessions.
-    pub async fn build(config: Config, kv: Kv) -> Result<Self, StartupError> {
+    /// Loads the token keys, builds the state and binds the listener; `kv` holds the sessions
+    /// and circulation commands are sent on `bus` (in the one-process mode, the same [`Bus`]
+    /// book-service consumes from).
+    pub async fn build(config: Config, kv: Kv, bus: Bus) -> Result<Self, StartupError> {
         let http = http_client(config.upstream_connect_timeout, config.upstream_timeout)?;
         let verifier = common::jwks::verifier(&config.tokens, &config.jwks_url, JWKS_WAIT).await?;
         if config.tokens.secret.is_none() {
@@ -49,19 +55,31 @@ impl Application {
                 config.jwks_refresh,
             );
         }
+        let users = Upstream::new(
+            "user-service",
+            "USER_SERVICE_URL",
+            &config.user_service_url,
+            http.clone(),
+        )?;
         let state = AppState {
-            users: Upstream::new(
-                "user-service",
-                "USER_SERVICE_URL",
-                &config.user_service_url,
-                http.clone(),
-            )?,
+            user_events: users.with_client(stream_client(
+                config.upstream_connect_timeout,
+                config.stream_idle_timeout,
+            )?),
+            users,
             scraper: Upstream::new(
                 "scraper-service",
                 "SCRAPER_SERVICE_URL",
                 &config.scraper_service_url,
+                http.clone(),
+            )?,
+            books: Upstream::new(
+                "book-service",
+                "BOOK_SERVICE_URL",
+                &config.book_service_url,
                 http,
             )?,
+            circulation: Circulation::new(&bus).await,
             auth: Authenticator::new(verifier, Sessions::new(kv)),
         };
         let listener = Listener::bind(&config.server).await?;
@@ -93,12 +111,14 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
     CommonLayers::new("app-service", limits).apply(router)
 }
 
-/// The binary's body: configuration and key-value store from the environment, then serve
-/// until SIGTERM or Ctrl-C.
+/// The binary's body: configuration, key-value store and circulation bus from the
+/// environment, then serve until SIGTERM or Ctrl-C.
 pub async fn serve_from_env() -> Result<(), BoxError> {
     let config = Config::from_env()?;
+    let bus_config = BusConfig::from_env()?;
     let kv = common::kv::from_env().await?;
-    let app = Application::build(config, kv).await?;
+    let bus = Bus::open(bus_config).await?;
+    let app = Application::build(config, kv, bus).await?;
     let (trigger, shutdown) = shutdown_channel();
     trigger.on_os_signal();
     app.run_until_stopped(shutdown).await?;

@@ -3,18 +3,26 @@
 use axum::extract::FromRef;
 use common::auth::Authenticator;
 
+use crate::circulation::Circulation;
 use crate::upstream::Upstream;
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// user-service: `/auth/*`.
+    /// user-service: `/auth/*`, `/users/`, `/admin/users/*`, `/notifications/*`.
     pub users: Upstream,
-    /// scraper-service: `/scrape/*`, `/companies/*`, `/admin/*`.
+    /// user-service again, through the client without a whole-call timeout:
+    /// `/notifications/stream` only.
+    pub user_events: Upstream,
+    /// scraper-service: `/scrape/*`, `/companies/*`, `/admin/retransform`.
     pub scraper: Upstream,
-    /// Verifies bearer tokens against the live sessions. The relays do not use it (the
-    /// services check their callers); it lets a handler that acts on the identity itself take
-    /// a `service_kit::Caller`, and `/readyz` checks the session store through it.
+    /// book-service: the reads `GET /loans/` and `GET /holds/`.
+    pub books: Upstream,
+    /// The circulation bus: borrowing, returning, renewing, holds.
+    pub circulation: Circulation,
+    /// Verifies bearer tokens against the live sessions: the `service_kit::Caller` of the
+    /// circulation handlers, which act on the identity themselves, and `/readyz`'s check of
+    /// the session store. The relays do not use it (the services check their callers).
     pub auth: Authenticator,
 }
 

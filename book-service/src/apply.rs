@@ -4,17 +4,20 @@
 //! `processed_commands` — a duplicate (redelivery, client retry with the same
 //! `Idempotency-Key`) stops here and gets the stored reply; (2) takes its locks in one order —
 //! reader, title, loan, hold, copy — and reads the facts; (3) asks [`Rules`] for the decision;
-//! (4) writes the change and the reply; (5) commits, unless the command's deadline passed
-//! meanwhile. A refusal is a reply too, stored like a success. Conflicts between concurrent
+//! (4) writes the change, its circulation events (to the outbox, see [`crate::outbox`]) and
+//! the reply; (5) commits, unless the command's deadline passed meanwhile, and rings the
+//! relay. A refusal is a reply too, stored like a success, and produces no event. Conflicts between concurrent
 //! transactions (deadlock, serialization failure, SQLite busy) are retried at once; a database
 //! that cannot be reached makes the command go back to the queue.
 
 use api::library::{HoldState, RefusalReason};
 use chrono::{DateTime, Utc};
 use circulation::{Command, CommandKind, Handler, HandlerError, Outcome};
+use events::EventKind;
 use service_kit::db::Db;
 
 use crate::clock::SharedClock;
+use crate::outbox::{self, Bell, Happened};
 use crate::rules::{may_act_on, no_copy, refuse, CopyStatus, LoanTerms, Rules, Standing};
 use crate::store::{self, commands, copies, holds, loans, titles, StoreError, Tx};
 
@@ -28,6 +31,7 @@ pub struct CommandHandler {
     db: Db,
     clock: SharedClock,
     rules: Rules,
+    bell: Bell,
 }
 
 /// Why one attempt did not produce a reply.
@@ -60,8 +64,13 @@ impl Handler for CommandHandler {
 }
 
 impl CommandHandler {
-    pub fn new(db: Db, clock: SharedClock, rules: Rules) -> Self {
-        Self { db, clock, rules }
+    pub fn new(db: Db, clock: SharedClock, rules: Rules, bell: Bell) -> Self {
+        Self {
+            db,
+            clock,
+            rules,
+            bell,
+        }
     }
 
     /// One attempt: the whole command in one transaction.
@@ -107,6 +116,7 @@ impl CommandHandler {
         let reply = serde_json::to_string(&outcome).expect("outcomes serialise");
         commands::record_reply(&mut tx, &message_id, &reply).await?;
         tx.commit().await?;
+        self.bell.ring();
         tracing::info!(
             kind = command.kind.name(),
             status = outcome.status(),
@@ -146,7 +156,9 @@ impl CommandHandler {
     ) -> Result<Outcome, StoreError> {
         let user_id = command.user_id;
         commands::lock_reader(tx, user_id, now).await?;
-        if !titles::exists(tx, book_id).await? {
+        // The title's lock orders its events (see crate::outbox); taken before any copy or
+        // hold, in the one lock order.
+        if !titles::lock(tx, book_id).await? {
             return Ok(refuse(RefusalReason::NotFound));
         }
         let (active_loans, overdue_loans, borrows_title) =
@@ -184,6 +196,8 @@ impl CommandHandler {
         };
         let due_at = self.rules.due_at(now);
         let loan_id = loans::insert(tx, copy, book_id, user_id, now, due_at).await?;
+        let created = Happened::loan(EventKind::LoanCreated, book_id, user_id, loan_id, due_at);
+        outbox::record(tx, created, now).await?;
         self.loan_reply(tx, loan_id, 201, now).await
     }
 
@@ -205,6 +219,14 @@ impl CommandHandler {
         if !loans::close(tx, loan_id, now).await? {
             return Ok(refuse(RefusalReason::AlreadyReturned));
         }
+        let returned = Happened::loan(
+            EventKind::LoanReturned,
+            loan.title_id,
+            loan.user_id,
+            loan_id,
+            store::utc(loan.due_at),
+        );
+        outbox::record(tx, returned, now).await?;
         pass_on(
             tx,
             &self.rules,
@@ -244,6 +266,14 @@ impl CommandHandler {
             Err(reason) => Ok(refuse(reason)),
             Ok(due_at) => {
                 loans::renew(tx, loan_id, due_at).await?;
+                let renewed = Happened::loan(
+                    EventKind::LoanRenewed,
+                    loan.title_id,
+                    loan.user_id,
+                    loan_id,
+                    due_at,
+                );
+                outbox::record(tx, renewed, now).await?;
                 self.loan_reply(tx, loan_id, 200, now).await
             }
         }
@@ -272,10 +302,14 @@ impl CommandHandler {
             return Ok(refuse(reason));
         }
         let hold_id = holds::insert(tx, user_id, book_id, now).await?;
+        let placed = Happened::hold(EventKind::HoldPlaced, book_id, user_id, hold_id);
+        outbox::record(tx, placed, now).await?;
         // A copy on the shelf is set aside for the holder at once.
         if let Some(copy) = copies::take_available(tx, book_id, CopyStatus::OnHold).await? {
             let deadline = self.rules.pickup_deadline(now);
             holds::make_ready(tx, hold_id, copy, now, deadline).await?;
+            let ready = Happened::hold(EventKind::HoldReady, book_id, user_id, hold_id);
+            outbox::record(tx, ready.until(deadline), now).await?;
         }
         self.hold_reply(tx, hold_id, 201).await
     }
@@ -297,6 +331,8 @@ impl CommandHandler {
         match holds::close(tx, hold_id, HoldState::Cancelled, now).await? {
             None => Ok(refuse(RefusalReason::HoldNotActive)),
             Some(set_aside) => {
+                let cancelled = Happened::hold(EventKind::HoldCancelled, title_id, owner, hold_id);
+                outbox::record(tx, cancelled, now).await?;
                 if let Some(copy) = set_aside {
                     pass_on(tx, &self.rules, copy, title_id, CopyStatus::OnHold, now).await?;
                 }
@@ -335,8 +371,8 @@ impl CommandHandler {
 }
 
 /// A copy of `title_id` comes free (returned, no longer set aside, newly added): it goes to
-/// the first waiting holder, set aside until the pickup deadline, or back on the shelf. The
-/// caller holds the title's lock.
+/// the first waiting holder, set aside until the pickup deadline (and they are told:
+/// `hold_ready`), or back on the shelf. The caller holds the title's lock.
 pub(crate) async fn pass_on(
     tx: &mut Tx,
     rules: &Rules,
@@ -346,8 +382,11 @@ pub(crate) async fn pass_on(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     match holds::first_waiting(tx, title_id).await? {
-        Some(hold_id) => {
-            holds::make_ready(tx, hold_id, copy, now, rules.pickup_deadline(now)).await?;
+        Some((hold_id, user_id)) => {
+            let deadline = rules.pickup_deadline(now);
+            holds::make_ready(tx, hold_id, copy, now, deadline).await?;
+            let ready = Happened::hold(EventKind::HoldReady, title_id, user_id, hold_id);
+            outbox::record(tx, ready.until(deadline), now).await?;
             if from != CopyStatus::OnHold {
                 copies::move_status(tx, copy, from, CopyStatus::OnHold).await?;
             }

@@ -6,6 +6,7 @@ use service_kit::db::Db;
 
 use crate::apply::pass_on;
 use crate::clock::SharedClock;
+use crate::outbox::Bell;
 use crate::rules::{CopyStatus, Rules};
 use crate::search::{normalise, search_text};
 use crate::store::titles::{self, BookRow, TitleText};
@@ -66,12 +67,13 @@ pub async fn update(
     Ok(row)
 }
 
-/// Adds `count` copies to title `id`, each given to the next waiting holder or shelved;
-/// `None` when there is no such title.
+/// Adds `count` copies to title `id`, each given to the next waiting holder (who is told:
+/// the relay is rung) or shelved; `None` when there is no such title.
 pub async fn add_copies(
     db: &Db,
     clock: &SharedClock,
     rules: &Rules,
+    bell: &Bell,
     id: i64,
     count: u32,
 ) -> Result<Option<BookRow>, StoreError> {
@@ -85,5 +87,6 @@ pub async fn add_copies(
     }
     let row = titles::get_in(&mut tx, id).await?;
     tx.commit().await?;
+    bell.ring();
     Ok(row)
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use circulation::BusConfig;
 use common::auth::TokenSettings;
 use common::config::{millis_or, parse_or, secs_or, var_or, ConfigError};
+use events::StreamConfig;
 use service_kit::db::DbConfig;
 use service_kit::ServerConfig;
 
@@ -26,9 +27,10 @@ pub struct Config {
     /// `JWKS_REFRESH_SECONDS` (300).
     pub jwks_refresh: Duration,
     /// `LOAN_PERIOD_DAYS`, `MAX_RENEWALS`, `MAX_ACTIVE_LOANS`, `MAX_ACTIVE_HOLDS`,
-    /// `HOLD_PICKUP_DAYS`.
+    /// `HOLD_PICKUP_DAYS`, `DUE_SOON_DAYS`.
     pub rules: Rules,
-    /// `HOLD_SWEEP_INTERVAL_MS` (60000): how often expired pickups are swept.
+    /// `HOLD_SWEEP_INTERVAL_MS` (60000): how often expired pickups are swept and the
+    /// scheduled notices (due soon, overdue) sent.
     pub sweep_every: Duration,
     /// `IDEMPOTENCY_RETENTION_HOURS` (24): how long an applied command is remembered, i.e.
     /// how late a retry with the same `Idempotency-Key` still gets the first result.
@@ -36,6 +38,36 @@ pub struct Config {
     /// How circulation commands arrive: `AMQP_URL`, `CIRCULATION_*` (see
     /// [`BusConfig::from_env`]).
     pub bus: BusConfig,
+    /// Where circulation events go: `NATS_URL`, `EVENTS_*` (see [`StreamConfig::from_env`]).
+    pub events: StreamConfig,
+    /// The outbox relay.
+    pub outbox: OutboxConfig,
+}
+
+/// How the outbox is relayed to the event stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxConfig {
+    /// `OUTBOX_BATCH` (500): events read and published at once.
+    pub batch: usize,
+    /// `OUTBOX_POLL_MS` (100): how often the relay looks for events when not rung (events
+    /// committed by another instance, or left over from a failure).
+    pub poll: Duration,
+    /// `OUTBOX_LEASE_MS` (10000): how long the relay's lease lasts; another instance takes
+    /// over within about 4/3 of it after the holder died.
+    pub lease: Duration,
+    /// `OUTBOX_RETENTION_HOURS` (168): how long published events stay in the outbox.
+    pub retention: Duration,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            batch: 500,
+            poll: Duration::from_millis(100),
+            lease: Duration::from_secs(10),
+            retention: Duration::from_secs(168 * 3600),
+        }
+    }
 }
 
 impl Config {
@@ -58,27 +90,38 @@ impl Config {
                 max_active_loans: parse_or("MAX_ACTIVE_LOANS", 5)?,
                 max_active_holds: parse_or("MAX_ACTIVE_HOLDS", 10)?,
                 hold_pickup: days("HOLD_PICKUP_DAYS", 3)?,
+                due_soon: days("DUE_SOON_DAYS", 2)?,
             },
             sweep_every: millis_or("HOLD_SWEEP_INTERVAL_MS", 60_000)?,
             idempotency_retention: Duration::from_secs(
                 3600 * parse_or::<u64>("IDEMPOTENCY_RETENTION_HOURS", 24)?,
             ),
             bus: BusConfig::from_env()?,
+            events: StreamConfig::from_env()?,
+            outbox: OutboxConfig {
+                batch: parse_or("OUTBOX_BATCH", 500)?,
+                poll: millis_or("OUTBOX_POLL_MS", 100)?,
+                lease: millis_or("OUTBOX_LEASE_MS", 10_000)?,
+                retention: Duration::from_secs(
+                    3600 * parse_or::<u64>("OUTBOX_RETENTION_HOURS", 168)?,
+                ),
+            },
         };
         config.check()?;
         Ok(config)
     }
 
     /// A configuration for tests and embedding, without the environment: an ephemeral port on
-    /// 127.0.0.1, `db`, HS256 tokens with `secret`, commands over `bus`, default rules, a
-    /// one-second sweep.
-    pub fn for_tests(db: DbConfig, secret: &str, bus: BusConfig) -> Self {
+    /// 127.0.0.1, `db`, HS256 tokens with `secret`, commands over `bus`, events to `events`,
+    /// default rules, a one-second sweep.
+    pub fn for_tests(db: DbConfig, secret: &str, bus: BusConfig, events: StreamConfig) -> Self {
         Self {
             server: ServerConfig::ephemeral("BOOK_SERVICE_ADDR"),
             db,
             tokens: TokenSettings {
                 algorithm: common::auth::hmac_algorithm("HS256").expect("an HMAC algorithm"),
                 secret: Some(common::config::Secret::new(secret)),
+                previous_secret: None,
                 issuer: "user-service".to_owned(),
                 audience: "platform".to_owned(),
                 lifetime: Duration::from_secs(30 * 60),
@@ -90,6 +133,8 @@ impl Config {
             sweep_every: Duration::from_secs(1),
             idempotency_retention: Duration::from_secs(24 * 3600),
             bus,
+            events,
+            outbox: OutboxConfig::default(),
         }
     }
 
@@ -107,6 +152,10 @@ impl Config {
                 self.rules.hold_pickup <= chrono::Duration::zero(),
             ),
             ("HOLD_SWEEP_INTERVAL_MS", self.sweep_every.is_zero()),
+            ("OUTBOX_BATCH", self.outbox.batch == 0),
+            ("OUTBOX_POLL_MS", self.outbox.poll.is_zero()),
+            ("OUTBOX_LEASE_MS", self.outbox.lease.is_zero()),
+            ("OUTBOX_RETENTION_HOURS", self.outbox.retention.is_zero()),
             (
                 "IDEMPOTENCY_RETENTION_HOURS",
                 self.idempotency_retention.is_zero(),
@@ -135,7 +184,12 @@ mod tests {
     #[test]
     fn zero_limits_are_refused_by_name() {
         let dir = std::path::Path::new("/tmp");
-        let mut config = Config::for_tests(DbConfig::sqlite(dir, "x"), "s", BusConfig::local(dir));
+        let mut config = Config::for_tests(
+            DbConfig::sqlite(dir, "x"),
+            "s",
+            BusConfig::local(dir),
+            StreamConfig::local(dir),
+        );
         assert!(config.check().is_ok());
         config.rules.max_active_loans = 0;
         assert_eq!(config.check().unwrap_err().var, "MAX_ACTIVE_LOANS");

@@ -36,6 +36,8 @@ pub struct Rules {
     pub max_active_holds: u32,
     /// `HOLD_PICKUP_DAYS` (3): how long a copy stays set aside for a ready hold.
     pub hold_pickup: Duration,
+    /// `DUE_SOON_DAYS` (2): how long before its due date a reader is reminded of a loan.
+    pub due_soon: Duration,
 }
 
 impl Default for Rules {
@@ -46,6 +48,7 @@ impl Default for Rules {
             max_active_loans: 5,
             max_active_holds: 10,
             hold_pickup: Duration::days(3),
+            due_soon: Duration::days(2),
         }
     }
 }

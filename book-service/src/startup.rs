@@ -1,5 +1,6 @@
-//! Building and running book-service: connect and migrate, attach the command consumer and
-//! the hold sweep, bind, serve until stopped, drain.
+//! Building and running book-service: connect and migrate, attach the command consumer, the
+//! hold sweep (with the scheduled notices) and the outbox relay, bind, serve until stopped,
+//! drain.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use common::bin::BoxError;
 use common::config::ConfigError;
 use common::kv::Kv;
 use common::shutdown::{shutdown_channel, Shutdown};
+use events::{EventStream, StreamStartError};
 use service_kit::db::{Db, DbConfig, DbStartError};
 use service_kit::server::{serve, CommonLayers, Listener};
 use service_kit::HttpLimits;
@@ -18,6 +20,8 @@ use sqlx::migrate::Migrator;
 use crate::apply::CommandHandler;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::outbox::Bell;
+use crate::relay::Relay;
 use crate::routes;
 use crate::state::AppState;
 use crate::sweep::Sweeper;
@@ -37,6 +41,8 @@ pub enum StartupError {
     Db(#[from] DbStartError),
     #[error(transparent)]
     Bus(#[from] BusStartError),
+    #[error(transparent)]
+    Events(#[from] StreamStartError),
 }
 
 /// Connects to book-service's database and brings its schema up to date.
@@ -58,13 +64,21 @@ pub struct Application {
     consumer: Consumer,
     handler: CommandHandler,
     sweeper: Sweeper,
+    relay: Relay,
 }
 
 impl Application {
-    /// Verifier, database (migrated), consumer on `bus`, listener. In the one-process mode
-    /// `bus` is the in-process queue app-service sends on (a clone of the same [`Bus`]).
-    pub async fn build(config: Config, kv: Kv, bus: Bus) -> Result<Self, StartupError> {
-        Self::build_with_clock(config, kv, bus, SharedClock::default()).await
+    /// Verifier, database (migrated), consumer on `bus`, relay to `events`, listener. In the
+    /// one-process mode `bus` is the in-process queue app-service sends on (a clone of the
+    /// same [`Bus`]) and `events` the in-process stream user-service consumes (a clone of the
+    /// same [`EventStream`]).
+    pub async fn build(
+        config: Config,
+        kv: Kv,
+        bus: Bus,
+        events: EventStream,
+    ) -> Result<Self, StartupError> {
+        Self::build_with_clock(config, kv, bus, events, SharedClock::default()).await
     }
 
     /// [`Application::build`] with the library's time read from `clock` (tests move it).
@@ -72,6 +86,7 @@ impl Application {
         config: Config,
         kv: Kv,
         bus: Bus,
+        events: EventStream,
         clock: SharedClock,
     ) -> Result<Self, StartupError> {
         let verifier = common::jwks::verifier(&config.tokens, &config.jwks_url, JWKS_WAIT).await?;
@@ -84,6 +99,7 @@ impl Application {
         }
         let db = open_database(&config.db).await?;
         let consumer = bus.consumer();
+        let bell = Bell::default();
         let state = AppState {
             db: db.clone(),
             kv: kv.clone(),
@@ -91,6 +107,7 @@ impl Application {
             clock: clock.clone(),
             rules: config.rules,
             bus: consumer.health(),
+            bell: bell.clone(),
         };
         let listener = Listener::bind(&config.server).await?;
         tracing::info!(
@@ -99,18 +116,29 @@ impl Application {
             database = db.backend_name(),
             kv = state.kv.backend_name(),
             bus = bus.backend_name(),
+            events = events.backend_name(),
             "book-service ready"
         );
         Ok(Self {
             router: router(state.clone(), config.server.limits),
-            handler: CommandHandler::new(db.clone(), clock.clone(), config.rules),
+            handler: CommandHandler::new(db.clone(), clock.clone(), config.rules, bell.clone()),
             sweeper: Sweeper {
-                db,
+                db: db.clone(),
                 clock,
                 rules: config.rules,
                 every: config.sweep_every,
                 retention: chrono::Duration::from_std(config.idempotency_retention)
                     .unwrap_or(chrono::Duration::MAX),
+                outbox_retention: chrono::Duration::from_std(config.outbox.retention)
+                    .unwrap_or(chrono::Duration::MAX),
+                bell: bell.clone(),
+            },
+            relay: Relay {
+                db,
+                events,
+                bell,
+                config: config.outbox,
+                holder: format!("book-service-{}", uuid::Uuid::new_v4().simple()),
             },
             listener,
             state,
@@ -129,11 +157,13 @@ impl Application {
         &self.state
     }
 
-    /// Consumes commands, sweeps holds and serves HTTP until `shutdown`; then drains
-    /// requests and the commands in hand, and closes the pool.
+    /// Consumes commands, sweeps holds, relays events and serves HTTP until `shutdown`; then
+    /// drains requests and the commands in hand, gives the relay's lease up, and closes the
+    /// pool.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
         let consumer = tokio::spawn(self.consumer.run(self.handler, shutdown.clone()));
         let sweeper = tokio::spawn(self.sweeper.run(shutdown.clone()));
+        let relay = tokio::spawn(self.relay.run(shutdown.clone()));
         let result = serve(self.listener, self.router, shutdown.wait(), self.drain).await;
         if tokio::time::timeout(self.drain, consumer).await.is_err() {
             tracing::warn!(
@@ -141,6 +171,7 @@ impl Application {
             );
         }
         let _ = sweeper.await;
+        let _ = relay.await;
         self.state.db.close().await;
         result
     }
@@ -151,7 +182,8 @@ pub async fn serve_from_env() -> Result<(), BoxError> {
     let config = Config::from_env()?;
     let kv = common::kv::from_env().await?;
     let bus = Bus::open(config.bus.clone()).await?;
-    let app = Application::build(config, kv, bus).await?;
+    let events = EventStream::open(config.events.clone()).await?;
+    let app = Application::build(config, kv, bus, events).await?;
     let (trigger, shutdown) = shutdown_channel();
     trigger.on_os_signal();
     app.run_until_stopped(shutdown).await?;

@@ -7,6 +7,7 @@ use common::kv::Kv;
 use service_kit::db::Db;
 
 use crate::clock::SharedClock;
+use crate::outbox::Bell;
 use crate::rules::Rules;
 
 /// Shared by every handler; cheap to clone.
@@ -20,6 +21,8 @@ pub struct AppState {
     pub rules: Rules,
     /// Whether the command consumer is attached (readiness).
     pub bus: BusHealth,
+    /// Rung after a change that wrote events (the relay publishes them at once).
+    pub bell: Bell,
 }
 
 impl FromRef<AppState> for Authenticator {

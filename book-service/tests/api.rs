@@ -1,9 +1,10 @@
 //! book-service driven the way the platform drives it: over HTTP for `/books/*` and the
 //! reads, and through the real command path for circulation — a circulation client in the
 //! test sends commands as app-service does, and the consumer inside each spawned service
-//! applies them. Backends: SQLite with the in-process queue always; PostgreSQL with Redis and
-//! RabbitMQ when `TEST_DATABASE_URL`, `TEST_REDIS_URL` and `TEST_AMQP_URL` are set (required
-//! with `REQUIRE_EXTERNAL_BACKENDS=1`).
+//! applies them. Backends: SQLite with the in-process queue and stream always; PostgreSQL with
+//! Redis, RabbitMQ and NATS JetStream when `TEST_DATABASE_URL`, `TEST_REDIS_URL`,
+//! `TEST_AMQP_URL` and `TEST_NATS_URL` are set (required with `REQUIRE_EXTERNAL_BACKENDS=1`).
+//! The events each change produces are read back from the stream by a consumer of the test.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use circulation::{Bus, BusConfig, BusError, Client, Command, CommandKind, Outcom
 use common::auth::{Claims, Role, SessionData, Sessions};
 use common::kv::Kv;
 use common::shutdown::{shutdown_channel, ShutdownTrigger};
+use events::testing::{nats_url, TestStreams};
+use events::{Event, EventHandler, EventKind, EventStream, HandleError, StreamConfig};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -85,12 +88,14 @@ impl Drop for Topology {
     }
 }
 
-/// A database, a key-value store and a bus that belong together.
+/// A database, a key-value store, a bus and an event stream that belong together.
 struct Backend {
     db: TestDb,
     kv: Kv,
     bus: BusConfig,
+    events: StreamConfig,
     _topology: Option<Topology>,
+    _streams: Option<TestStreams>,
 }
 
 impl Backend {
@@ -99,7 +104,15 @@ impl Backend {
             circulation::Transport::Amqp(_) => "rabbitmq",
             circulation::Transport::Local { .. } => "in-process",
         };
-        format!("{}+{}+{bus}", self.db.name(), self.kv.backend_name())
+        let events = match self.events.transport {
+            events::Transport::Nats(_) => "jetstream",
+            events::Transport::Local { .. } => "in-process",
+        };
+        format!(
+            "{}+{}+{bus}+{events}",
+            self.db.name(),
+            self.kv.backend_name()
+        )
     }
 
     fn is_amqp(&self) -> bool {
@@ -107,9 +120,11 @@ impl Backend {
     }
 }
 
-/// SQLite + memory + in-process queue always; PostgreSQL + Redis + RabbitMQ when configured.
+/// SQLite + memory + in-process queue and stream always; PostgreSQL + Redis + RabbitMQ +
+/// JetStream when configured.
 async fn backends(dir: &Path, label: &str) -> Vec<Backend> {
     let amqp = amqp_url();
+    let nats = nats_url();
     let mut out = Vec::new();
     for (n, (db, kv)) in test_support::backends(dir, label)
         .await
@@ -131,11 +146,23 @@ async fn backends(dir: &Path, label: &str) -> Vec<Backend> {
                 (BusConfig::local(&bus_dir), None)
             }
         };
+        let (events, streams) = match (&db, &nats) {
+            (TestDb::Postgres(_), Some(url)) => {
+                let streams = TestStreams::new(url, label);
+                (streams.config.clone(), Some(streams))
+            }
+            _ => (
+                StreamConfig::local(&dir.join(format!("{label}-events-{n}"))),
+                None,
+            ),
+        };
         out.push(Backend {
             db,
             kv,
             bus,
+            events,
             _topology: topology,
+            _streams: streams,
         });
     }
     out
@@ -183,6 +210,7 @@ struct Answer {
 struct Library {
     instances: Vec<Instance>,
     bus: Bus,
+    events: EventStream,
     client: Client,
     kv: Kv,
     db: service_kit::db::DbConfig,
@@ -195,11 +223,15 @@ struct Library {
 impl Library {
     async fn start(backend: &Backend, instances: usize) -> Self {
         let bus = Bus::open(backend.bus.clone()).await.expect("the bus opens");
+        let events = EventStream::open(backend.events.clone())
+            .await
+            .expect("the event stream opens");
         let clock = Arc::new(ManualClock::starting_at(Utc::now()));
         let mut library = Library {
             instances: Vec::new(),
             client: bus.client().await,
             bus,
+            events,
             kv: backend.kv.clone(),
             db: backend.db.config(),
             clock,
@@ -218,7 +250,8 @@ impl Library {
     }
 
     fn config(&self, bus: BusConfig) -> Config {
-        let mut config = Config::for_tests(self.db.clone(), SECRET, bus);
+        let mut config =
+            Config::for_tests(self.db.clone(), SECRET, bus, self.events.config().clone());
         config.sweep_every = Duration::from_millis(100);
         config
     }
@@ -230,6 +263,7 @@ impl Library {
             config,
             self.kv.clone(),
             bus,
+            self.events.clone(),
             SharedClock::new(self.clock.clone()),
         )
         .await
@@ -1331,6 +1365,370 @@ async fn readiness_reports_database_store_and_bus() {
             json!({"database": "ok", "kv": "ok", "bus": "ok", "status": "ready"})
         );
         assert!(lib.is_amqp == backend.is_amqp());
+        lib.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Circulation events: the outbox, the relay, the scheduled notices
+// ---------------------------------------------------------------------------------------
+
+/// Records every event handed to it.
+#[derive(Clone, Default)]
+struct Collected(Arc<std::sync::Mutex<Vec<Event>>>);
+
+impl EventHandler for Collected {
+    async fn handle(&self, events: &[Event]) -> Result<(), HandleError> {
+        self.0.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+}
+
+/// An outbox row: (kind, reader, title, published).
+type OutboxRow = (String, i64, i64, bool);
+
+impl Library {
+    /// The outbox, in id order.
+    async fn outbox(&self) -> Vec<OutboxRow> {
+        let db = Db::connect(&self.db).await.unwrap();
+        let rows: Vec<(String, i64, i64, bool)> = with_db!(&db, pool => sqlx::query_as(
+            "SELECT kind, user_id, title_id, published_at IS NOT NULL FROM outbox ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await)
+        .unwrap();
+        db.close().await;
+        rows
+    }
+
+    /// The outbox's (kind, reader) once every event in it is published.
+    async fn published(&self) -> Vec<(String, i64)> {
+        wait_for(
+            Duration::from_secs(15),
+            "the outbox is published",
+            || async { self.outbox().await.iter().all(|row| row.3) },
+        )
+        .await;
+        self.outbox()
+            .await
+            .into_iter()
+            .map(|(kind, user, _, _)| (kind, user))
+            .collect()
+    }
+
+    /// Every event on the stream, read from the start by a new consumer, once at least
+    /// `at_least` have arrived and nothing more came for a moment.
+    async fn stream_events(&self, at_least: usize) -> Vec<Event> {
+        let collected = Collected::default();
+        let (trigger, shutdown) = shutdown_channel();
+        let name = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let task = tokio::spawn(self.events.consumer(&name).run(collected.clone(), shutdown));
+        wait_for(
+            Duration::from_secs(15),
+            "the events on the stream",
+            || async { collected.0.lock().unwrap().len() >= at_least },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        trigger.trigger();
+        task.await.unwrap();
+        let events = collected.0.lock().unwrap().clone();
+        events
+    }
+}
+
+fn kinds(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+    pairs.iter().map(|(k, u)| ((*k).to_owned(), *u)).collect()
+}
+
+#[tokio::test]
+async fn every_change_writes_its_events_with_it_and_a_refusal_none() {
+    let dir = tempfile::tempdir().unwrap();
+    for backend in backends(dir.path(), "outbox").await {
+        let lib = Library::start(&backend, 1).await;
+        let n = &lib.name;
+        let librarian = lib.user(1, Role::Librarian).await;
+        let (ana, bob, cat, dan) = (
+            lib.user(111, Role::User).await,
+            lib.user(112, Role::User).await,
+            lib.user(113, Role::User).await,
+            lib.user(114, Role::User).await,
+        );
+        let book = lib
+            .add_book(&librarian, "Germinal", "Émile Zola", GERMINAL, 1)
+            .await;
+        let loan = lib.command(&ana, borrow(book)).await;
+        let loan_id = created(&loan)["id"].as_i64().unwrap();
+        // Refusals change nothing and say nothing.
+        refused(&lib.command(&bob, borrow(book)).await);
+        for reader in [&bob, &cat, &dan] {
+            created(&lib.command(reader, hold(book)).await);
+        }
+        refused(&lib.command(&bob, hold(book)).await);
+        refused(&lib.command(&ana, CommandKind::Renew { loan_id }).await);
+        // A return with three holds waiting: only the first holder's copy is ready.
+        ok(&lib.command(&ana, CommandKind::Return { loan_id }).await);
+        let returned_at = lib.clock_now();
+        // Bob does not come: the copy passes to Cat.
+        lib.clock
+            .advance(chrono::Duration::days(3) + chrono::Duration::minutes(1));
+        wait_for(Duration::from_secs(10), "the copy passes on", || async {
+            lib.get(&cat, "/holds/").await.body[0]["state"] == "ready"
+        })
+        .await;
+        let dan_hold = lib.get(&dan, "/holds/").await.body[0]["id"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(
+            lib.command(&dan, CommandKind::CancelHold { hold_id: dan_hold })
+                .await
+                .status(),
+            204
+        );
+        created(&lib.command(&cat, borrow(book)).await);
+
+        let expected = kinds(&[
+            ("loan_created", ana.id),
+            ("hold_placed", bob.id),
+            ("hold_placed", cat.id),
+            ("hold_placed", dan.id),
+            ("loan_returned", ana.id),
+            ("hold_ready", bob.id),
+            ("hold_expired", bob.id),
+            ("hold_ready", cat.id),
+            ("hold_cancelled", dan.id),
+            ("loan_created", cat.id),
+        ]);
+        assert_eq!(lib.published().await, expected, "{n}");
+
+        // The stream holds the same events, in the same order, with what a notice needs.
+        let on_stream = lib.stream_events(expected.len()).await;
+        let seen: Vec<(String, i64)> = on_stream
+            .iter()
+            .map(|e| (e.kind.as_str().to_owned(), e.user_id))
+            .collect();
+        assert_eq!(seen, expected, "{n}");
+        let ready = &on_stream[5];
+        assert_eq!(ready.kind, EventKind::HoldReady);
+        assert_eq!(
+            (
+                ready.title_id,
+                ready.payload.title.as_str(),
+                ready.payload.author.as_str()
+            ),
+            (book, "Germinal", "Émile Zola"),
+            "{n}"
+        );
+        assert_eq!(
+            ready.payload.pickup_deadline,
+            Some(returned_at + chrono::Duration::days(3)),
+            "{n}"
+        );
+        assert_eq!(ready.occurred_at, returned_at, "{n}: the library's clock");
+        assert!(
+            on_stream[0].payload.due_at.is_some() && on_stream[0].payload.loan_id == Some(loan_id)
+        );
+        lib.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_command_rolled_back_at_its_deadline_leaves_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    for backend in backends(dir.path(), "rollback").await {
+        let lib = Library::start(&backend, 1).await;
+        let n = lib.name.clone();
+        let librarian = lib.user(1, Role::Librarian).await;
+        let reader = lib.user(121, Role::User).await;
+        let book = lib
+            .add_book(&librarian, "Germinal", "Émile Zola", GERMINAL, 1)
+            .await;
+        // Another transaction holds the write lock (SQLite) or the reader's row (PostgreSQL):
+        // the command waits inside its transaction until after its deadline.
+        let db = Db::connect(&lib.db).await.unwrap();
+        let insert = "INSERT INTO readers (user_id, first_seen_at) VALUES ($1, $2)";
+        let blocker = match &db {
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await.unwrap();
+                sqlx::query(insert)
+                    .bind(reader.id)
+                    .bind(Utc::now().naive_utc())
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                Ok(tx)
+            }
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+                sqlx::query(insert)
+                    .bind(reader.id)
+                    .bind(Utc::now().naive_utc())
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                Err(tx)
+            }
+        };
+        let command = Command::new(
+            borrow(book),
+            reader.id,
+            reader.role,
+            None,
+            Duration::from_millis(700),
+        );
+        assert_eq!(
+            lib.client.request(command).await,
+            Err(BusError::Timeout),
+            "{n}"
+        );
+        match blocker {
+            Ok(tx) => tx.commit().await.unwrap(),
+            Err(tx) => tx.commit().await.unwrap(),
+        }
+        // The handler goes on, makes the change, finds its deadline passed and rolls back.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(lib.count("SELECT COUNT(*) FROM loans").await, 0, "{n}");
+        assert_eq!(lib.outbox().await, Vec::<OutboxRow>::new(), "{n}: no event");
+        // The next command goes through, with its event.
+        let other = lib.user(122, Role::User).await;
+        created(&lib.command(&other, borrow(book)).await);
+        assert_eq!(
+            lib.published().await,
+            kinds(&[("loan_created", other.id)]),
+            "{n}"
+        );
+        db.close().await;
+        lib.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_relay_keeps_each_titles_order_across_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    for backend in backends(dir.path(), "relayorder").await {
+        let lib = Library::start(&backend, 2).await;
+        let n = &lib.name;
+        let librarian = lib.user(1, Role::Librarian).await;
+        let mut books = Vec::new();
+        for (i, isbn) in ISBNS[..3].iter().enumerate() {
+            books.push(
+                lib.add_book(&librarian, &format!("Book {i}"), "Author", isbn, 2)
+                    .await,
+            );
+        }
+        let mut readers = Vec::new();
+        for id in 130..142 {
+            readers.push(lib.user(id, Role::User).await);
+        }
+        // Each reader borrows and returns a title, three times, all readers at once.
+        let rounds = readers.iter().enumerate().map(|(i, reader)| {
+            let lib = &lib;
+            let book = books[i % books.len()];
+            async move {
+                for _ in 0..3 {
+                    let outcome = lib.command(reader, borrow(book)).await;
+                    if let Outcome::Done { status: 201, body } = outcome {
+                        let loan_id = body["id"].as_i64().unwrap();
+                        ok(&lib.command(reader, CommandKind::Return { loan_id }).await);
+                    }
+                }
+            }
+        });
+        join_all(rounds).await;
+        let outbox = lib.published().await;
+        assert!(outbox.len() >= 6, "{n}: {} events", outbox.len());
+        let on_stream = lib.stream_events(outbox.len()).await;
+        assert_eq!(on_stream.len(), outbox.len(), "{n}: each event once");
+        let rows = lib.outbox().await;
+        for book in &books {
+            let written: Vec<(String, i64)> = rows
+                .iter()
+                .filter(|r| r.2 == *book)
+                .map(|r| (r.0.clone(), r.1))
+                .collect();
+            let received: Vec<(String, i64)> = on_stream
+                .iter()
+                .filter(|e| e.title_id == *book)
+                .map(|e| (e.kind.as_str().to_owned(), e.user_id))
+                .collect();
+            assert_eq!(received, written, "{n}: title {book} in outbox order");
+        }
+        lib.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn due_soon_and_overdue_notices_go_out_once_even_with_two_schedulers() {
+    let dir = tempfile::tempdir().unwrap();
+    for backend in backends(dir.path(), "notices").await {
+        let lib = Library::start(&backend, 2).await;
+        let n = &lib.name;
+        let librarian = lib.user(1, Role::Librarian).await;
+        let (ana, bob) = (
+            lib.user(151, Role::User).await,
+            lib.user(152, Role::User).await,
+        );
+        let one = lib.add_book(&librarian, "One", "Author", ISBNS[0], 1).await;
+        let two = lib.add_book(&librarian, "Two", "Author", ISBNS[1], 1).await;
+        let ana_loan = lib.command(&ana, borrow(one)).await;
+        let ana_loan = created(&ana_loan)["id"].as_i64().unwrap();
+        created(&lib.command(&bob, borrow(two)).await);
+        let notices = |rows: Vec<(String, i64)>| -> Vec<(String, i64)> {
+            rows.into_iter()
+                .filter(|(kind, _)| kind.starts_with("loan_due") || kind == "loan_overdue")
+                .collect()
+        };
+        // Twelve days on: both due within two days; each told once, though two instances
+        // sweep every 100 ms.
+        lib.clock
+            .advance(chrono::Duration::days(12) + chrono::Duration::minutes(1));
+        wait_for(Duration::from_secs(10), "two due-soon notices", || async {
+            notices(lib.published().await).len() == 2
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut got = notices(lib.published().await);
+        got.sort();
+        assert_eq!(
+            got,
+            kinds(&[("loan_due_soon", ana.id), ("loan_due_soon", bob.id)]),
+            "{n}"
+        );
+        // Ana renews (a new due date, 28 days from the start); three days later Bob's loan
+        // is overdue — told once — and Ana's is not due soon.
+        ok(&lib
+            .command(&ana, CommandKind::Renew { loan_id: ana_loan })
+            .await);
+        lib.clock.advance(chrono::Duration::days(3));
+        wait_for(Duration::from_secs(10), "the overdue notice", || async {
+            notices(lib.published().await).len() == 3
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            notices(lib.published().await)[2..],
+            kinds(&[("loan_overdue", bob.id)])[..],
+            "{n}"
+        );
+        // Ana's renewed loan gets its own due-soon notice, two days before its new date.
+        lib.clock.advance(chrono::Duration::days(11));
+        wait_for(
+            Duration::from_secs(10),
+            "the renewed loan's notice",
+            || async { notices(lib.published().await).len() == 4 },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let all = notices(lib.published().await);
+        assert_eq!(all.len(), 4, "{n}: {all:?}");
+        assert_eq!(all[3], ("loan_due_soon".to_owned(), ana.id), "{n}");
+        let on_stream = lib.stream_events(lib.outbox().await.len()).await;
+        let overdue = on_stream
+            .iter()
+            .find(|e| e.kind == EventKind::LoanOverdue)
+            .unwrap();
+        assert_eq!((overdue.user_id, overdue.title_id), (bob.id, two), "{n}");
+        assert!(overdue.payload.due_at.unwrap() < overdue.occurred_at);
         lib.stop().await;
     }
 }

@@ -27,3 +27,6 @@ SQL
 
 create_service_database user_service_db user_service "${USER_SERVICE_DB_PASSWORD:-}"
 create_service_database scraper_service_db scraper_service "${SCRAPER_SERVICE_DB_PASSWORD:-}"
+# book-service's search needs pg_trgm, a trusted extension its migration creates as the
+# database owner (PostgreSQL 13+): nothing to grant here.
+create_service_database book_service_db book_service "${BOOK_SERVICE_DB_PASSWORD:-}"

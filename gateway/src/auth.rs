@@ -76,7 +76,12 @@ impl TokenCheck {
     /// Checks the `Authorization` header value (raw bytes, as received): the token itself
     /// every time, its session in the cache or else in the store. Returns the verified claims.
     pub async fn check(&self, authorization: Option<&[u8]>) -> Result<Claims, AuthError> {
-        let token = token_of(authorization)?;
+        self.check_token(token_of(authorization)?).await
+    }
+
+    /// Checks a token taken from elsewhere than the `Authorization` header (the browser
+    /// session's cookie, see [`crate::cookie`]) exactly as [`Self::check`] does.
+    pub async fn check_token(&self, token: &str) -> Result<Claims, AuthError> {
         let verifier = self.verifier.get().ok_or(AuthError::KeysUnavailable)?;
         let claims = verifier.verify(token)?;
         if let Some(user_id) = self.cache.get(&claims.sid) {
@@ -126,7 +131,7 @@ mod tests {
     fn verifier() -> Arc<TokenVerifier> {
         let key = VerifyKey::Hmac {
             algorithm: Algorithm::HS256,
-            secret: SECRET.to_vec(),
+            secrets: vec![SECRET.to_vec()],
         };
         Arc::new(TokenVerifier::new(key, "iss", "aud", Duration::ZERO).unwrap())
     }

@@ -34,6 +34,8 @@ pub mod body {
     pub const TOO_MANY_CONNECTIONS: &[u8] = br#"{"detail":"Too many connections"}"#;
     pub const BAD_REQUEST: &[u8] = br#"{"detail":"Bad request"}"#;
     pub const INTERNAL: &[u8] = br#"{"detail":"Internal Server Error"}"#;
+    pub const CSRF_FAILED: &[u8] = br#"{"detail":"CSRF check failed"}"#;
+    pub const METHOD_NOT_ALLOWED: &[u8] = br#"{"detail":"Method Not Allowed"}"#;
 }
 
 /// The status and body for a request that could not be proxied; status 0 when the client is
@@ -135,6 +137,8 @@ mod tests {
             body::TOO_MANY_CONNECTIONS,
             body::BAD_REQUEST,
             body::INTERNAL,
+            body::CSRF_FAILED,
+            body::METHOD_NOT_ALLOWED,
         ] {
             let v: serde_json::Value = serde_json::from_slice(b).unwrap();
             assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()));

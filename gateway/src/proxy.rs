@@ -2,7 +2,8 @@
 //! route's upstream group, clean the request's headers, retry what is safe to retry, and turn
 //! every failure into a JSON answer.
 //!
-//! Decisions live in plain functions ([`crate::routing::route`], [`crate::auth::TokenCheck`],
+//! Decisions live in plain functions ([`crate::routing::route_for`],
+//! [`crate::cookie::credentials`], [`crate::auth::TokenCheck`], [`crate::shell`],
 //! [`crate::error::failure_response`]); this module only wires them into Pingora's request
 //! phases. The per-request context is a few words, and the hot path allocates only the
 //! request id (when the client sent none) and the peer Pingora needs.
@@ -31,9 +32,11 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::auth::TokenCheck;
 use crate::client_stream::HeadPhase;
+use crate::cookie::{credentials, Credentials, Csrf};
 use crate::error::{body, failure_response};
 use crate::metrics::{InFlight, Metrics};
-use crate::routing::{ends_session, route, Group, Route, Upstream};
+use crate::routing::{ends_session, route_for, shell_file, Group, Route, Upstream};
+use crate::shell;
 use crate::upstreams::Upstreams;
 
 /// Limits and timeouts applied to every request.
@@ -86,8 +89,11 @@ pub struct Ctx {
     started: Instant,
     group: Group,
     request_id: HeaderValue,
-    /// The session of the verified bearer token (a successful logout evicts it).
+    /// The session of the verified token (a successful logout evicts it).
     session_id: Option<String>,
+    /// `Bearer <token>` of a request authenticated by the session cookie: the upstream gets
+    /// it as its `Authorization` header.
+    cookie_bearer: Option<HeaderValue>,
     /// The instance chosen for the current attempt.
     upstream: Option<SocketAddr>,
     /// An instance that failed this request, avoided by the retry.
@@ -141,6 +147,39 @@ fn replayable(session: &Session) -> bool {
         && session.response_written().is_none()
 }
 
+/// Why a protected request is refused.
+enum Refusal {
+    Auth(common::auth::AuthError),
+    /// Authenticated by the session cookie, without the CSRF proof an unsafe method needs.
+    Csrf,
+}
+
+/// Writes an answer about the web UI from the gateway itself (the shell's page and files):
+/// no body for HEAD (but its length in `Content-Length`) nor for a 304.
+async fn respond_ui(session: &mut Session, ctx: &Ctx, reply: ui_assets::Reply) -> Result<()> {
+    let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
+    for (name, value) in &reply.headers {
+        resp.insert_header(*name, *value)?;
+    }
+    if reply.status != 304 {
+        resp.insert_header(header::CONTENT_LENGTH, HeaderValue::from(reply.body.len()))?;
+    }
+    resp.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
+    if !session.is_body_empty() {
+        session.set_keepalive(None);
+    }
+    let send_body = session.req_header().method != http::Method::HEAD && !reply.body.is_empty();
+    session
+        .write_response_header(Box::new(resp), !send_body)
+        .await?;
+    if send_body {
+        session
+            .write_response_body(Some(Bytes::from_static(reply.body)), true)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Writes a complete JSON response from the gateway itself.
 async fn respond(
     session: &mut Session,
@@ -149,13 +188,19 @@ async fn respond(
     body: &'static [u8],
     challenge: Option<&'static str>,
 ) -> Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(4))?;
+    let mut resp = ResponseHeader::build(status, Some(7))?;
     resp.insert_header(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     )?;
     resp.insert_header(header::CONTENT_LENGTH, HeaderValue::from(body.len()))?;
     resp.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
+    // A failure to fetch a UI file (its service down) keeps the UI's policy too.
+    if matches!(ctx.group, Group::Ui | Group::UiCatalogue) {
+        for (name, value) in ui_assets::SECURITY_HEADERS {
+            resp.insert_header(name, value)?;
+        }
+    }
     if let Some(challenge) = challenge {
         resp.insert_header(
             header::WWW_AUTHENTICATE,
@@ -184,6 +229,7 @@ impl ProxyHttp for Gateway {
             group: Group::Other,
             request_id: HeaderValue::from_static("-"),
             session_id: None,
+            cookie_bearer: None,
             upstream: None,
             failed: None,
             retried: false,
@@ -233,9 +279,24 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let decision = route(session.req_header().raw_path());
+        let req = session.req_header();
+        let decision = route_for(&req.method, req.raw_path());
         ctx.group = decision.group();
         let public = match decision {
+            Route::ShellPage | Route::ShellFile => {
+                let req = session.req_header();
+                let if_none_match = req
+                    .headers
+                    .get(header::IF_NONE_MATCH)
+                    .and_then(|v| v.to_str().ok());
+                let reply = if decision == Route::ShellPage {
+                    shell::page(&req.method, if_none_match)
+                } else {
+                    shell::file(&req.method, shell_file(req.raw_path()), if_none_match)
+                };
+                respond_ui(session, ctx, reply).await?;
+                return Ok(true);
+            }
             Route::Healthz => {
                 respond(session, ctx, 200, HEALTHY, None).await?;
                 return Ok(true);
@@ -268,16 +329,40 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         if !public {
-            let authorization = session
-                .req_header()
-                .headers
-                .get(header::AUTHORIZATION)
-                .map(HeaderValue::as_bytes);
-            match self.tokens.check(authorization).await {
-                Ok(claims) => ctx.session_id = Some(claims.sid),
-                Err(refusal) => {
+            let req = session.req_header();
+            // The token is checked first: a dead session is a 401 (the UI returns to its login
+            // screen) whatever the CSRF verdict.
+            let outcome = match credentials(&req.method, &req.headers) {
+                Credentials::Header(authorization) => self
+                    .tokens
+                    .check(authorization)
+                    .await
+                    .map(|claims| (claims, None))
+                    .map_err(Refusal::Auth),
+                Credentials::Cookie { token, csrf } => match self.tokens.check_token(token).await {
+                    Err(refusal) => Err(Refusal::Auth(refusal)),
+                    Ok(_) if csrf == Csrf::Failed => Err(Refusal::Csrf),
+                    // A token that verified is a JWT: visible ASCII, a valid header value.
+                    Ok(claims) => HeaderValue::from_str(&format!("Bearer {token}"))
+                        .map(|mut bearer| {
+                            bearer.set_sensitive(true);
+                            (claims, Some(bearer))
+                        })
+                        .map_err(|_| Refusal::Auth(common::auth::AuthError::Invalid)),
+                },
+            };
+            match outcome {
+                Ok((claims, bearer)) => {
+                    ctx.session_id = Some(claims.sid);
+                    ctx.cookie_bearer = bearer;
+                }
+                Err(Refusal::Auth(refusal)) => {
                     let (status, body) = (refusal.status(), refusal.body());
                     respond(session, ctx, status, body, refusal.challenge()).await?;
+                    return Ok(true);
+                }
+                Err(Refusal::Csrf) => {
+                    respond(session, ctx, 403, body::CSRF_FAILED, None).await?;
                     return Ok(true);
                 }
             }
@@ -376,6 +461,12 @@ impl ProxyHttp for Gateway {
             }
         }
         upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
+        // Cookies are the browser's business with the gateway: services authenticate bearer
+        // tokens only, and never see the session cookie (nor any other).
+        upstream_request.remove_header(&header::COOKIE);
+        if let Some(bearer) = &ctx.cookie_bearer {
+            upstream_request.insert_header(header::AUTHORIZATION, bearer.clone())?;
+        }
         // With tracing exported, the upstream continues this hop's span rather than the
         // client's (a client's `traceparent` is otherwise passed on unchanged). Written through
         // `insert_header` so that Pingora's header-case bookkeeping stays consistent.
@@ -417,6 +508,13 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         upstream_response.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
+        // The UI's files from the services get the same policy as the shell's, whatever the
+        // service sent.
+        if matches!(ctx.group, Group::Ui | Group::UiCatalogue) {
+            for (name, value) in ui_assets::SECURITY_HEADERS {
+                upstream_response.insert_header(name, value)?;
+            }
+        }
         // The session ended upstream: forget it before the client can hear so, so that from
         // then on this gateway refuses the token without waiting for the announcement.
         if upstream_response.status.is_success() {

@@ -7,6 +7,11 @@
 //! 404, so that what the gateway decided about a path (public or protected, which upstream)
 //! is exactly what the upstream will route on. A path that is not literally one of the public
 //! ones is protected.
+//!
+//! The web UI lives on the same origin: `/` and the UI's own paths ([`SHELL_ROUTES`]) are the
+//! shell's page, which the gateway serves itself (so a deep link or a reload lands in the
+//! app), `/ui/shell/…` its files; each micro-frontend's files, `/ui/<area>/…`, come from the
+//! service that owns the area. All of them are public: they hold code, never data.
 
 /// The route groups, for metrics (the `route` label) and the access log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -23,6 +28,10 @@ pub enum Group {
     Users,
     Notifications,
     Health,
+    /// The web UI: the shell (served by the gateway) and the areas app-service serves.
+    Ui,
+    /// The catalogue's area of the web UI, served by book-service.
+    UiCatalogue,
     /// Not routed (404).
     Other,
 }
@@ -43,6 +52,8 @@ impl Group {
             Group::Users => "users",
             Group::Notifications => "notifications",
             Group::Health => "health",
+            Group::Ui => "ui",
+            Group::UiCatalogue => "ui-catalogue",
             Group::Other => "other",
         }
     }
@@ -52,7 +63,7 @@ impl Group {
     /// function total.
     pub fn upstream(self) -> Upstream {
         match self {
-            Group::Books => Upstream::BookService,
+            Group::Books | Group::UiCatalogue => Upstream::BookService,
             Group::Borrowings => Upstream::Borrowings,
             _ => Upstream::AppService,
         }
@@ -79,6 +90,11 @@ pub enum Route {
     /// `/readyz`: answered by the gateway itself (an app-service instance is healthy, keys
     /// are loaded and the session store answers).
     Readyz,
+    /// The shell's page (`index.html`), answered by the gateway: `/` and every path of
+    /// [`SHELL_ROUTES`].
+    ShellPage,
+    /// A file of the shell (`/ui/shell/<rest>`, see [`shell_file`]), answered by the gateway.
+    ShellFile,
     /// Forwarded to the upstream group of `group`; a `public` route needs no token.
     Upstream { group: Group, public: bool },
     /// 404 `{"detail":"Not Found"}` without touching any upstream.
@@ -89,6 +105,7 @@ impl Route {
     pub fn group(self) -> Group {
         match self {
             Route::Healthz | Route::Readyz => Group::Health,
+            Route::ShellPage | Route::ShellFile => Group::Ui,
             Route::Upstream { group, .. } => group,
             Route::NotFound => Group::Other,
         }
@@ -103,7 +120,53 @@ fn path_of(target: &[u8]) -> &[u8] {
     }
 }
 
-/// Routes a raw request target (`/path?query`, as received on the wire).
+/// The first path segments the shell's router owns (`/catalogue/42`, `/account`, …): the
+/// gateway answers them with the shell's page. None of them is an API path; the shell's route
+/// table (`web/shell/routes.js`) uses exactly these (a test reads it).
+pub const SHELL_ROUTES: [&str; 8] = [
+    "login",
+    "register",
+    "profile",
+    "members",
+    "catalogue",
+    "account",
+    "desk",
+    "company",
+];
+
+/// The areas of the web UI other than the shell, with the route group that serves each.
+const UI_AREAS: [(&str, Group); 4] = [
+    ("catalogue", Group::UiCatalogue),
+    ("auth", Group::Ui),
+    ("account", Group::Ui),
+    ("companies", Group::Ui),
+];
+
+/// Routes a request: [`route`], except that `/auth/session` is public only to open a session
+/// (POST, the UI's login); ending it (DELETE) needs the session's credential.
+pub fn route_for(method: &http::Method, target: &[u8]) -> Route {
+    let decision = route(target);
+    if matches!(path_of(target), b"/auth/session" | b"/auth/session/")
+        && method != http::Method::POST
+    {
+        return Route::Upstream {
+            group: Group::Auth,
+            public: false,
+        };
+    }
+    decision
+}
+
+/// The `<rest>` of a [`Route::ShellFile`] target `/ui/shell/<rest>` (empty for any other).
+pub fn shell_file(target: &[u8]) -> &str {
+    path_of(target)
+        .strip_prefix(b"/ui/shell/")
+        .and_then(|rest| std::str::from_utf8(rest).ok())
+        .unwrap_or_default()
+}
+
+/// Routes a raw request target (`/path?query`, as received on the wire), whatever the method
+/// (see [`route_for`] for the one path where the method matters).
 pub fn route(target: &[u8]) -> Route {
     let path = path_of(target);
     if !is_unambiguous(path) {
@@ -118,6 +181,9 @@ pub fn route(target: &[u8]) -> Route {
     }
     if path == "/readyz" || path == "/readyz/" {
         return Route::Readyz;
+    }
+    if path == "/" {
+        return Route::ShellPage;
     }
     if path == "/openapi.json" {
         return Route::Upstream {
@@ -143,30 +209,67 @@ pub fn route(target: &[u8]) -> Route {
         "notifications" => Group::Notifications,
         // `/user/` holds one resource only: the borrowings function.
         "user" if tail == "/borrowings" || tail.starts_with("/borrowings/") => Group::Borrowings,
+        "ui" => return ui_route(tail),
+        page if SHELL_ROUTES.contains(&page) => return Route::ShellPage,
         _ => return Route::NotFound,
     };
     let public = match group {
         Group::Docs => true,
         Group::Auth => matches!(
             tail,
-            "/register" | "/register/" | "/login" | "/login/" | "/token" | "/token/"
+            "/register"
+                | "/register/"
+                | "/login"
+                | "/login/"
+                | "/token"
+                | "/token/"
+                | "/session"
+                | "/session/"
         ),
         _ => false,
     };
     Route::Upstream { group, public }
 }
 
-/// True for the request that ends the caller's session (`POST /auth/logout`), whose success
-/// the gateway acts on by forgetting that session at once.
+/// `/ui/<area>/<rest>` (the `tail` after `/ui`): the shell's files, or an area's from its
+/// service; nothing without a `<rest>`.
+fn ui_route(tail: &str) -> Route {
+    let Some((area, rest)) = tail.strip_prefix('/').and_then(|t| t.split_once('/')) else {
+        return Route::NotFound;
+    };
+    if rest.is_empty() {
+        return Route::NotFound;
+    }
+    if area == "shell" {
+        return Route::ShellFile;
+    }
+    match UI_AREAS.iter().find(|(name, _)| *name == area) {
+        Some(&(_, group)) => Route::Upstream {
+            group,
+            public: true,
+        },
+        None => Route::NotFound,
+    }
+}
+
+/// True for the requests that end the caller's session (`POST /auth/logout`, and the UI's
+/// `DELETE /auth/session`), whose success the gateway acts on by forgetting that session at
+/// once.
 pub fn ends_session(method: &http::Method, target: &[u8]) -> bool {
-    method == http::Method::POST && matches!(path_of(target), b"/auth/logout" | b"/auth/logout/")
+    let path = path_of(target);
+    (method == http::Method::POST && matches!(path, b"/auth/logout" | b"/auth/logout/"))
+        || (method == http::Method::DELETE && matches!(path, b"/auth/session" | b"/auth/session/"))
 }
 
 /// True when `path` can be read only one way: absolute, printable ASCII, no backslash, no
-/// `.`/`..`/empty segment (a single trailing slash is fine), and no percent-encoding of a
-/// slash, backslash, dot, percent sign or NUL (nor a malformed escape).
+/// `.`/`..`/empty segment (a single trailing slash is fine), no `..` anywhere, and no
+/// percent-encoding of a slash, backslash, dot, percent sign or NUL (nor a malformed escape).
+///
+/// `..` inside a segment is refused too: some readers take `..;x` (path parameters cut off,
+/// as Tomcat and Spring do) or `...` (trailing dots trimmed, as Windows does) for `..`, which
+/// would climb out of a public prefix (`/docs/..;/auth/me`). No path of the API has one.
 fn is_unambiguous(path: &[u8]) -> bool {
-    if path.first() != Some(&b'/') {
+    if path.first() != Some(&b'/') || path.windows(2).any(|w| w == b"..") {
         return false;
     }
     let mut i = 0;
@@ -192,12 +295,12 @@ fn is_unambiguous(path: &[u8]) -> bool {
     }
     let segments = &path[1..];
     if segments.is_empty() {
-        return true; // "/" itself: unambiguous (and routed nowhere)
+        return true; // "/" itself: unambiguous (the shell's page)
     }
     let segments = segments.strip_suffix(b"/").unwrap_or(segments);
     segments
         .split(|&b| b == b'/')
-        .all(|s| !s.is_empty() && s != b"." && s != b"..")
+        .all(|s| !s.is_empty() && s != b".")
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -236,6 +339,10 @@ mod tests {
         assert!(!ends_session(&Method::GET, b"/auth/logout/"));
         assert!(!ends_session(&Method::POST, b"/auth/logout/x"));
         assert!(!ends_session(&Method::POST, b"/auth/me/"));
+        assert!(ends_session(&Method::DELETE, b"/auth/session"));
+        assert!(ends_session(&Method::DELETE, b"/auth/session/"));
+        assert!(!ends_session(&Method::POST, b"/auth/session"));
+        assert!(!ends_session(&Method::DELETE, b"/auth/logout"));
     }
 
     #[test]
@@ -289,7 +396,6 @@ mod tests {
         assert_eq!(route(b"/healthz/"), Route::Healthz);
         assert_eq!(route(b"/readyz"), Route::Readyz);
         for p in [
-            "/",
             "/unknown",
             "/authx/me",
             "/AUTH/me",
@@ -335,6 +441,30 @@ mod tests {
         // Control bytes and non-ASCII bytes as raw input.
         assert_eq!(route(b"/auth/register\x01"), Route::NotFound);
         assert_eq!(route(b"/auth/register\xff"), Route::NotFound);
+    }
+
+    /// Found by fuzzing (docs/fuzzing.md, finding 2): segments that are not `..` but that
+    /// some readers take for it were routed, public ones included.
+    #[test]
+    fn dot_dot_inside_a_segment_is_refused() {
+        for p in [
+            "/docs/..;/auth/me",
+            "/docs/..%3b/auth/me",
+            "/docs/.../auth/me",
+            "/docs/%3f2..",
+            "/auth/register/..;/me",
+            "/books/a..b",
+        ] {
+            assert_eq!(route(p.as_bytes()), Route::NotFound, "{p}");
+        }
+        // A single dot inside a segment is an ordinary character.
+        assert_eq!(
+            route(b"/docs/swagger-ui.css"),
+            Route::Upstream {
+                group: Group::Docs,
+                public: true
+            }
+        );
     }
 
     #[test]
@@ -393,6 +523,140 @@ mod tests {
             "/loans//1",
         ] {
             assert_eq!(route(p.as_bytes()), Route::NotFound, "{p}");
+        }
+    }
+
+    #[test]
+    fn the_shell_page_answers_the_root_and_the_ui_paths() {
+        for p in [
+            "/",
+            "/?next=/account",
+            "/login",
+            "/login?next=%2Faccount",
+            "/register/",
+            "/profile",
+            "/members",
+            "/catalogue",
+            "/catalogue/",
+            "/catalogue/42",
+            "/catalogue/new",
+            "/catalogue?q=germinal",
+            "/account",
+            "/account/notifications",
+            "/desk/7",
+            "/company",
+            "/company/1008600038413",
+        ] {
+            assert_eq!(route(p.as_bytes()), Route::ShellPage, "{p}");
+            assert_eq!(route(p.as_bytes()).group(), Group::Ui, "{p}");
+        }
+        // API paths stay the API's; look-alikes and traversal are nobody's.
+        assert_eq!(
+            route(b"/companies/1008600038413"),
+            protected(Group::Companies)
+        );
+        assert_eq!(route(b"/users/"), protected(Group::Users));
+        for p in [
+            "/catalogues",
+            "/Catalogue",
+            "/catalogue/../auth/me",
+            "/catalogue//42",
+            "/index.html",
+            "//",
+        ] {
+            assert_eq!(route(p.as_bytes()), Route::NotFound, "{p}");
+        }
+    }
+
+    #[test]
+    fn ui_files_are_public_and_go_to_the_service_owning_the_area() {
+        assert_eq!(route(b"/ui/shell/0123/shell.js"), Route::ShellFile);
+        assert_eq!(route(b"/ui/shell/manifest.json"), Route::ShellFile);
+        assert_eq!(shell_file(b"/ui/shell/0123/shell.js?v=1"), "0123/shell.js");
+        assert_eq!(shell_file(b"/ui/shell/manifest.json"), "manifest.json");
+        assert_eq!(shell_file(b"/auth/me"), "");
+        let catalogue = public(Group::UiCatalogue);
+        assert_eq!(route(b"/ui/catalogue/manifest.json"), catalogue);
+        assert_eq!(route(b"/ui/catalogue/abc/index.js"), catalogue);
+        assert_eq!(Group::UiCatalogue.upstream(), Upstream::BookService);
+        for area in ["auth", "account", "companies"] {
+            let p = format!("/ui/{area}/manifest.json");
+            assert_eq!(route(p.as_bytes()), public(Group::Ui), "{p}");
+        }
+        assert_eq!(Group::Ui.upstream(), Upstream::AppService);
+        for p in [
+            "/ui",
+            "/ui/",
+            "/ui/shell",
+            "/ui/shell/",
+            "/ui/catalogue",
+            "/ui/catalogue/",
+            "/ui/unknown/manifest.json",
+            "/ui/shell/../../auth/me",
+            "/ui/catalogue/%2e%2e/books/",
+            "/ui//shell/x.js",
+        ] {
+            assert_eq!(route(p.as_bytes()), Route::NotFound, "{p}");
+        }
+    }
+
+    #[test]
+    fn a_session_is_opened_without_a_credential_and_ended_with_one() {
+        use http::Method;
+        let open = route_for(&Method::POST, b"/auth/session");
+        assert_eq!(open, public(Group::Auth));
+        assert_eq!(
+            route_for(&Method::POST, b"/auth/session/"),
+            public(Group::Auth)
+        );
+        for method in [Method::DELETE, Method::GET, Method::PUT] {
+            assert_eq!(
+                route_for(&method, b"/auth/session"),
+                protected(Group::Auth),
+                "{method}"
+            );
+        }
+        assert_eq!(
+            route_for(&Method::DELETE, b"/auth/session/?x=1"),
+            protected(Group::Auth)
+        );
+        // Every other path routes as `route` says, whatever the method.
+        assert_eq!(
+            route_for(&Method::DELETE, b"/holds/3"),
+            protected(Group::Holds)
+        );
+        assert_eq!(route_for(&Method::GET, b"/catalogue"), Route::ShellPage);
+        assert_eq!(
+            route_for(&Method::POST, b"/auth/login"),
+            public(Group::Auth)
+        );
+    }
+
+    #[test]
+    fn the_shell_router_and_the_gateway_agree_on_the_ui_paths() {
+        // Every `path: '/…'` of the shell's route table starts with a segment the gateway
+        // serves the page for, and every such segment is used.
+        let table = include_str!("../web/shell/routes.js");
+        let mut used = std::collections::HashSet::new();
+        for (_, rest) in table
+            .match_indices("path: '/")
+            .map(|(i, _)| table.split_at(i + 8))
+        {
+            let path = &rest[..rest.find('\'').expect("a closing quote")];
+            let first = path.split('/').next().unwrap_or_default();
+            if !first.is_empty() {
+                assert!(
+                    SHELL_ROUTES.contains(&first),
+                    "{path}: not served by the gateway"
+                );
+                used.insert(first);
+            }
+        }
+        for segment in SHELL_ROUTES {
+            assert!(
+                used.contains(segment),
+                "/{segment} is in no route of the shell"
+            );
         }
     }
 

@@ -28,7 +28,7 @@ async fn register_login_me_logout() {
         assert_eq!(status, 200, "{backend:?}: {me}");
         assert_eq!(
             me,
-            json!({"id": id, "username": "alice", "email": "alice@example.com"})
+            json!({"id": id, "username": "alice", "email": "alice@example.com", "role": "user"})
         );
         // Both spellings of a path work.
         assert_eq!(s.get("/auth/me", Some(&token)).await.0, 200);

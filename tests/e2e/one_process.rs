@@ -25,6 +25,12 @@ fn platform(data_dir: &Path) -> Command {
         "APP_SERVICE_URL",
         "USER_SERVICE_URL",
         "SCRAPER_SERVICE_URL",
+        "BOOK_SERVICE_DATABASE_URL",
+        "BOOK_SERVICE_URL",
+        "BOOK_SERVICE_URLS",
+        "BOOK_SERVICE_BACKUP_URLS",
+        "AMQP_URL",
+        "CIRCULATION_SECRET",
     ] {
         cmd.env_remove(var);
     }
@@ -34,6 +40,8 @@ fn platform(data_dir: &Path) -> Command {
         .env("APP_SERVICE_ADDR", "127.0.0.1:0")
         .env("USER_SERVICE_ADDR", "127.0.0.1:0")
         .env("SCRAPER_SERVICE_ADDR", "127.0.0.1:0")
+        .env("BOOK_SERVICE_ADDR", "127.0.0.1:0")
+        .env("BORROWINGS_FUNCTION_ADDR", "127.0.0.1:0")
         .env("GATEWAY_METRICS_ADDR", "off")
         .env("SCRAPER_FETCHER", "http")
         .env("BCRYPT_COST", "4")
@@ -150,6 +158,89 @@ async fn runs_with_no_infrastructure_and_keeps_data_across_a_restart() {
     assert!(terminate(&mut second).success());
 }
 
+#[tokio::test]
+async fn set_role_from_a_second_process_ends_the_old_session_and_grants_the_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let mut running = start(&mut platform(dir.path()));
+    let url = running.url.clone();
+    let (status, body) = post(
+        &http,
+        &format!("{url}/auth/register/"),
+        json!({"username": "shelver", "email": "shelver@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let login = || async {
+        let (status, body) = post(
+            &http,
+            &format!("{url}/auth/login/"),
+            json!({"username": "shelver", "password": PASSWORD}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    };
+    let add_title = |token: String| {
+        let http = http.clone();
+        let url = format!("{url}/books/");
+        async move {
+            http.post(url)
+                .bearer_auth(token)
+                .json(&json!({"title": "Germinal", "author": "Émile Zola",
+                              "isbn": "978-2-07-036002-4", "copies": 1}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let old = login().await;
+    assert_eq!(
+        add_title(old.clone()).await,
+        403,
+        "a reader may not catalogue"
+    );
+
+    // A second process, with no token settings at all, against the same DATA_DIR.
+    let out = platform(dir.path())
+        .args(["set-role", "shelver", "librarian"])
+        .output()
+        .expect("run set-role");
+    assert!(
+        out.status.success(),
+        "set-role failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("librarian"));
+
+    // The running platform carries out the revocation the command left in the database.
+    let changed = Instant::now();
+    loop {
+        let me = http
+            .get(format!("{url}/auth/me/"))
+            .bearer_auth(&old)
+            .send()
+            .await
+            .unwrap();
+        if me.status() == 401 {
+            break;
+        }
+        assert!(
+            changed.elapsed() < Duration::from_millis(2500),
+            "the old token still works {:?} after set-role",
+            changed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        add_title(login().await).await,
+        201,
+        "the new login is a librarian's"
+    );
+    assert!(terminate(&mut running).success());
+}
+
 /// Runs the binary with one bad setting; it must exit non-zero with one line naming `var`.
 fn assert_refuses(dir: &Path, var: &str, value: &str) {
     let out = platform(dir)
@@ -181,6 +272,8 @@ fn bad_configuration_stops_with_one_clear_line() {
     assert_refuses(dir.path(), "ALGORITHM", "RS256-please");
     assert_refuses(dir.path(), "BCRYPT_COST", "forty");
     assert_refuses(dir.path(), "REDIS_URL", "not a url");
+    assert_refuses(dir.path(), "AMQP_URL", "amqps://broker:5671/%2f");
+    assert_refuses(dir.path(), "CIRCULATION_TIMEOUT_MS", "soon");
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

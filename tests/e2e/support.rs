@@ -1,17 +1,23 @@
 //! Starting the whole platform in-process for end-to-end tests, on either backend pair:
-//! embedded (SQLite files in a temporary directory, in-process sessions) always, and
-//! external (a fresh PostgreSQL schema per service, Redis under a unique prefix, reached
-//! through a proxy the test can cut) when `TEST_DATABASE_URL` and `TEST_REDIS_URL` are set.
+//! embedded (SQLite files in a temporary directory, in-process sessions, the in-process
+//! circulation queue) always, and external (a fresh PostgreSQL schema per service, Redis under
+//! a unique prefix, RabbitMQ under a unique name prefix, Redis and RabbitMQ each reached
+//! through a proxy the test can cut) when `TEST_DATABASE_URL` and `TEST_REDIS_URL` are set —
+//! with RabbitMQ when `TEST_AMQP_URL` is set too (required with `REQUIRE_EXTERNAL_BACKENDS=1`).
 
 #![allow(dead_code)]
 
 use std::time::Duration;
 
+use circulation::{Bus, BusConfig, Transport};
 use common::auth::{Claims, TokenSettings};
 use common::config::Secret;
 use common::kv::Kv;
+use common::shutdown::{shutdown_channel, ShutdownTrigger};
+use events::StreamConfig;
 use platform::stack::{ExplicitUrls, Stack, StackConfig};
 use serde_json::{json, Value};
+use service_kit::db::DbConfig;
 use test_support::{CuttableProxy, TestDb};
 
 /// Which storage and session backends a stack runs on.
@@ -36,10 +42,68 @@ pub fn backends() -> Vec<Backend> {
 
 pub const SECRET: &str = "end-to-end-test-secret-0123456789abcdef";
 
+/// Signs circulation commands on RabbitMQ.
+const BUS_SECRET: &str = "end-to-end-circulation-secret-0123456789abc";
+
+/// `TEST_AMQP_URL`, when set; with `REQUIRE_EXTERNAL_BACKENDS=1` its absence fails the test.
+pub fn amqp_url() -> Option<String> {
+    let url = common::config::var("TEST_AMQP_URL");
+    let required =
+        common::config::var("REQUIRE_EXTERNAL_BACKENDS").is_some_and(|v| v == "1" || v == "true");
+    assert!(
+        url.is_some() || !required,
+        "REQUIRE_EXTERNAL_BACKENDS is set but TEST_AMQP_URL is not: RabbitMQ would go untested"
+    );
+    url
+}
+
+/// A test's RabbitMQ exchanges and queues, deleted when dropped (also after a panic).
+pub struct Topology {
+    url: String,
+    config: BusConfig,
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        let (url, config) = (self.url.clone(), self.config.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+                let props = lapin::ConnectionProperties::default();
+                let Ok(conn) = lapin::Connection::connect(&url, props).await else {
+                    return;
+                };
+                let Ok(ch) = conn.create_channel().await else {
+                    return;
+                };
+                for q in [config.commands_queue(), config.dead_queue()] {
+                    let _ = ch
+                        .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                        .await;
+                }
+                for x in [config.exchange(), config.dead_letter_exchange()] {
+                    let _ = ch
+                        .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+                        .await;
+                }
+                let _ = conn.close(200, "bye".into()).await;
+            });
+        })
+        .join();
+    }
+}
+
 pub fn token_settings() -> TokenSettings {
     TokenSettings {
         algorithm: jsonwebtoken::Algorithm::HS256,
         secret: Some(Secret::new(SECRET)),
+        previous_secret: None,
         issuer: "user-service".into(),
         audience: "platform".into(),
         lifetime: Duration::from_secs(30 * 60),
@@ -56,8 +120,13 @@ pub struct TestStack {
     pub backend: Backend,
     /// The proxy in front of Redis (external backend only).
     pub redis_proxy: Option<CuttableProxy>,
+    /// The proxy in front of RabbitMQ (external backend with `TEST_AMQP_URL` only).
+    pub amqp_proxy: Option<CuttableProxy>,
     pub kv: Kv,
+    /// The circulation bus's configuration (through the proxy, on RabbitMQ).
+    pub bus: BusConfig,
     dbs: Vec<TestDb>,
+    _topology: Option<Topology>,
     _dir: tempfile::TempDir,
 }
 
@@ -68,13 +137,15 @@ pub async fn start(
     tweak: impl FnOnce(&mut StackConfig),
 ) -> TestStack {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (user_db, scraper_db, kv, redis_proxy) = match backend {
+    let (user_db, scraper_db, book_db, kv, redis_proxy) = match backend {
         Backend::Embedded => {
             let user = TestDb::sqlite(dir.path(), "users.sqlite");
             let scraper = TestDb::sqlite(dir.path(), "scraper.sqlite");
+            let book = TestDb::sqlite(dir.path(), "books.sqlite");
             (
                 user,
                 scraper,
+                book,
                 Kv::memory(&test_support::unique_prefix(label)),
                 None,
             )
@@ -83,11 +154,30 @@ pub async fn start(
             let pg = test_support::postgres_url().expect("TEST_DATABASE_URL");
             let redis = test_support::redis_url().expect("TEST_REDIS_URL");
             let (proxy, kv) = test_support::redis_behind_proxy(&redis, label).await;
-            let user = TestDb::Postgres(test_support::TestSchema::new(&pg, &format!("{label}_u")));
-            let scraper =
-                TestDb::Postgres(test_support::TestSchema::new(&pg, &format!("{label}_s")));
-            (user, scraper, kv, Some(proxy))
+            let schema = |suffix: &str| {
+                TestDb::Postgres(test_support::TestSchema::new(
+                    &pg,
+                    &format!("{label}_{suffix}"),
+                ))
+            };
+            (schema("u"), schema("s"), schema("b"), kv, Some(proxy))
         }
+    };
+    let (bus, amqp_proxy, topology) = match (backend, amqp_url()) {
+        (Backend::External, Some(url)) => {
+            let proxy = CuttableProxy::start(test_support::host_port(&url)).await;
+            let prefix = format!("test.{label}.{}", uuid::Uuid::new_v4().simple());
+            let topology = Topology {
+                url: url.clone(),
+                config: BusConfig::amqp(&url, BUS_SECRET, &prefix),
+            };
+            let via_proxy = test_support::via(&url, proxy.addr());
+            let mut bus = BusConfig::amqp(&via_proxy, BUS_SECRET, &prefix);
+            // Back quickly once RabbitMQ is: the fault tests wait for it.
+            bus.reconnect_max = Duration::from_millis(500);
+            (bus, Some(proxy), Some(topology))
+        }
+        _ => (BusConfig::local(&dir.path().join("bus")), None, None),
     };
 
     let mut user = user_service::config::Config::for_tests(user_db.config(), SECRET);
@@ -96,17 +186,33 @@ pub async fn start(
         scraper_service::config::Config::for_tests(scraper_db.config(), token_settings());
     scraper.fetcher = scraper_service::config::FetcherChoice::Http;
     let app = app_service::config::Config::new("http://unused", "http://unused", token_settings());
+    // Events stay in process on both backends: NATS is not what these tests drive.
+    let events = StreamConfig::local(&dir.path().join("events"));
+    let mut book = book_service::config::Config::for_tests(
+        book_db.config(),
+        SECRET,
+        bus.clone(),
+        events.clone(),
+    );
+    book.tokens = token_settings();
+    let mut borrowings = borrowings_function::config::Config::for_tests("http://unused", SECRET);
+    borrowings.tokens = token_settings();
     let mut gateway =
         gateway::config::Config::for_upstreams(vec!["http://unused".into()], token_settings());
-    gateway.health_check_interval = Duration::from_millis(200);
+    gateway.health_check_interval = HEALTH_CHECK_INTERVAL;
     let mut config = StackConfig {
         user,
         scraper,
         app,
+        book,
+        borrowings,
         gateway,
+        bus: bus.clone(),
+        events,
         explicit_urls: ExplicitUrls::default(),
     };
     tweak(&mut config);
+    let bus = config.bus.clone();
 
     let stack = Stack::start(config, kv.clone())
         .await
@@ -122,12 +228,39 @@ pub async fn start(
         http,
         backend,
         redis_proxy,
+        amqp_proxy,
         kv,
-        dbs: vec![user_db, scraper_db],
+        bus,
+        dbs: vec![user_db, scraper_db, book_db],
+        _topology: topology,
         _dir: dir,
     };
     ts.wait_ready().await;
     ts
+}
+
+/// How often the gateway probes its upstream instances in these tests.
+pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// A port that was free a moment ago, for an instance to be started on later.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+/// Another book-service instance of a test's stack: same database, same bus.
+pub struct BookInstance {
+    pub port: u16,
+    trigger: ShutdownTrigger,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl BookInstance {
+    /// Stops it: no new connections, in-flight requests and commands finish.
+    pub async fn stop(self) {
+        self.trigger.trigger();
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.server).await;
+    }
 }
 
 impl TestStack {
@@ -207,8 +340,126 @@ impl TestStack {
     }
 
     /// The scraper-service database of this stack.
-    pub fn scraper_db(&self) -> service_kit::db::DbConfig {
+    pub fn scraper_db(&self) -> DbConfig {
         self.dbs[1].config()
+    }
+
+    /// The user-service database of this stack.
+    pub fn user_db(&self) -> DbConfig {
+        self.dbs[0].config()
+    }
+
+    /// The book-service database of this stack.
+    pub fn book_db(&self) -> DbConfig {
+        self.dbs[2].config()
+    }
+
+    /// Whether circulation commands travel over RabbitMQ.
+    pub fn is_amqp(&self) -> bool {
+        matches!(self.bus.transport, Transport::Amqp(_))
+    }
+
+    /// Starts another book-service instance on this stack's database and bus (a competing
+    /// consumer of its commands), on `port` (or any free one); returns once it is ready.
+    pub async fn start_book_instance(&self, port: Option<u16>) -> BookInstance {
+        let bus = match self.bus.transport {
+            // In process, every consumer must share the process's one queue.
+            Transport::Local { .. } => self.stack.bus.clone(),
+            Transport::Amqp(_) => Bus::open(self.bus.clone()).await.expect("the bus opens"),
+        };
+        let mut config = book_service::config::Config::for_tests(
+            self.book_db(),
+            SECRET,
+            self.bus.clone(),
+            self.stack.events.config().clone(),
+        );
+        config.tokens = token_settings();
+        config.server.listen = format!("127.0.0.1:{}", port.unwrap_or(0));
+        let app = book_service::startup::Application::build(
+            config,
+            self.kv.clone(),
+            bus,
+            self.stack.events.clone(),
+        )
+        .await
+        .expect("book-service instance starts");
+        let port = app.port();
+        let (trigger, shutdown) = shutdown_channel();
+        let server = tokio::spawn(app.run_until_stopped(shutdown));
+        let ready = format!("http://127.0.0.1:{port}/readyz");
+        let mut ok = false;
+        for _ in 0..200 {
+            if let Ok(r) = self.http.get(&ready).send().await {
+                if r.status().is_success() {
+                    ok = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            ok,
+            "the book-service instance on port {port} did not become ready"
+        );
+        BookInstance {
+            port,
+            trigger,
+            server,
+        }
+    }
+
+    /// Grants `role` to `username` with user-service's `set-role` command (ending their
+    /// sessions, as the command does).
+    pub async fn set_role(&self, username: &str, role: &str) {
+        user_service::commands::set_role(&self.user_db(), Some(&self.kv), username, role)
+            .await
+            .unwrap_or_else(|e| panic!("set-role {username} {role}: {e}"));
+    }
+
+    /// When the command `message_id` was applied, if it was (`processed_commands`).
+    pub async fn processed_at(&self, message_id: &str) -> Option<chrono::NaiveDateTime> {
+        let db = service_kit::db::Db::connect(&self.book_db())
+            .await
+            .expect("book database");
+        let row: Option<(chrono::NaiveDateTime,)> = service_kit::with_db!(&db, pool => {
+            sqlx::query_as("SELECT processed_at FROM processed_commands WHERE message_id = $1")
+                .bind(message_id)
+                .fetch_optional(pool)
+                .await
+        })
+        .expect("processed_commands");
+        db.close().await;
+        row.map(|(at,)| at)
+    }
+
+    /// A `COUNT(*)`-like query of one integer on the book-service database.
+    pub async fn book_count(&self, sql: &str) -> i64 {
+        let db = service_kit::db::Db::connect(&self.book_db())
+            .await
+            .expect("book database");
+        let (n,): (i64,) =
+            service_kit::with_db!(&db, pool => sqlx::query_as(sql).fetch_one(pool).await)
+                .expect(sql);
+        db.close().await;
+        n
+    }
+
+    /// Sends a request with an optional bearer token and JSON body; status, body, headers.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut req = self.http.request(method, self.at(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        read(req.send().await.expect("request")).await
     }
 
     /// Stops the stack; its PostgreSQL schemas are dropped with `dbs` (also when a test

@@ -133,8 +133,15 @@ pub async fn add_copies(
     Id(id): Id,
     ValidJson(count): ValidJson<CopiesAdd>,
 ) -> Result<(StatusCode, Json<Book>), ApiError> {
-    catalogue::add_copies(&state.db, &state.clock, &state.rules, id, count)
-        .await?
-        .map(|row| (StatusCode::CREATED, Json(row.into_api())))
-        .ok_or(ApiError::NotFound("Book"))
+    catalogue::add_copies(
+        &state.db,
+        &state.clock,
+        &state.rules,
+        &state.bell,
+        id,
+        count,
+    )
+    .await?
+    .map(|row| (StatusCode::CREATED, Json(row.into_api())))
+    .ok_or(ApiError::NotFound("Book"))
 }

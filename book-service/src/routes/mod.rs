@@ -35,7 +35,12 @@ pub fn routes(state: AppState) -> Router {
         .route_both("/holds/", get(holds::list))
         .route_both("/readyz", get(health::readyz))
         .with_state(state)
+        .merge(ui_assets::axum::router(&UI))
 }
+
+/// The web UI's catalogue area (`web/catalogue`: search, a title, the librarian's editor),
+/// served at `/ui/catalogue/*` (see `build.rs`).
+static UI: ui_assets::Area = ui_assets::area!("catalogue");
 
 /// A caller whose role includes librarian; 401 or 403 otherwise.
 pub struct Librarian(pub Caller);

@@ -122,16 +122,14 @@ pub async fn insert(
     Ok(id)
 }
 
-/// The first hold waiting for the title, locked.
+/// The first hold waiting for the title, locked: its id and its reader.
 #[tracing::instrument(skip_all, fields(title_id))]
-pub async fn first_waiting(tx: &mut Tx, title_id: i64) -> Result<Option<i64>, StoreError> {
+pub async fn first_waiting(tx: &mut Tx, title_id: i64) -> Result<Option<(i64, i64)>, StoreError> {
     let sql = format!(
-        "SELECT id FROM holds WHERE title_id = $1 AND state = 'waiting' ORDER BY id LIMIT 1{}",
+        "SELECT id, user_id FROM holds WHERE title_id = $1 AND state = 'waiting' ORDER BY id LIMIT 1{}",
         tx.lock()
     );
-    let row: Option<(i64,)> =
-        with_tx!(tx, conn => sqlx::query_as(&sql).bind(title_id).fetch_optional(conn).await)?;
-    Ok(row.map(|(id,)| id))
+    Ok(with_tx!(tx, conn => sqlx::query_as(&sql).bind(title_id).fetch_optional(conn).await)?)
 }
 
 /// Sets copy `copy_id` aside for waiting hold `id` until `deadline`.
@@ -178,18 +176,23 @@ pub async fn close(
     Ok(row.map(|(copy,)| copy))
 }
 
-/// Expires ready hold `id` if its pickup deadline passed before `now`; the copy it held.
+/// Expires ready hold `id` if its pickup deadline passed before `now`: the copy it held and
+/// its reader.
 #[tracing::instrument(skip_all, fields(id))]
-pub async fn expire(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
-    let row: Option<(Option<i64>,)> = with_tx!(tx, conn => sqlx::query_as(
+pub async fn expire(
+    tx: &mut Tx,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    let row: Option<(Option<i64>, i64)> = with_tx!(tx, conn => sqlx::query_as(
         "UPDATE holds SET state = 'expired', closed_at = $1 \
-         WHERE id = $2 AND state = 'ready' AND pickup_deadline < $1 RETURNING copy_id",
+         WHERE id = $2 AND state = 'ready' AND pickup_deadline < $1 RETURNING copy_id, user_id",
     )
     .bind(stored(now))
     .bind(id)
     .fetch_optional(conn)
     .await)?;
-    Ok(row.and_then(|(copy,)| copy))
+    Ok(row.and_then(|(copy, user_id)| copy.map(|copy| (copy, user_id))))
 }
 
 /// The hold `id` as the API shows it.

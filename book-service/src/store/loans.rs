@@ -121,11 +121,12 @@ pub async fn close(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Result<bool, Sto
     Ok(done == 1)
 }
 
-/// Renews loan `id` until `due_at`.
+/// Renews loan `id` until `due_at`; the notices of the old due date no longer count.
 #[tracing::instrument(skip_all, fields(id))]
 pub async fn renew(tx: &mut Tx, id: i64, due_at: DateTime<Utc>) -> Result<(), StoreError> {
     with_tx!(tx, conn => sqlx::query(
-        "UPDATE loans SET due_at = $1, renewals = renewals + 1 WHERE id = $2 AND returned_at IS NULL",
+        "UPDATE loans SET due_at = $1, renewals = renewals + 1, due_soon_noticed_at = NULL, \
+         overdue_noticed_at = NULL WHERE id = $2 AND returned_at IS NULL",
     )
     .bind(stored(due_at))
     .bind(id)
@@ -161,4 +162,69 @@ pub async fn list(
     binds.push(Bind::Int(limit));
     sql.push_str(&format!(" ORDER BY l.id DESC LIMIT ${}", binds.len()));
     Ok(with_db!(db, pool => bind_all!(sqlx::query_as(&sql), &binds).fetch_all(pool).await)?)
+}
+
+/// A notice the scheduler sends about a loan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// Due within the notice period, not yet overdue.
+    DueSoon,
+    /// Past its due date.
+    Overdue,
+}
+
+impl Notice {
+    /// The loan's column recording that the notice went out, and the due-date condition.
+    fn sql(self) -> (&'static str, &'static str) {
+        match self {
+            Notice::DueSoon => ("due_soon_noticed_at", "due_at <= $1 AND due_at >= $2"),
+            Notice::Overdue => ("overdue_noticed_at", "due_at < $2"),
+        }
+    }
+}
+
+/// Active loans that `notice` is owed to at `now` (`soon`: the end of the due-soon period),
+/// by due date: (loan id, title id). Read without locks; [`mark_noticed`] decides.
+#[tracing::instrument(skip_all, fields(?notice, limit))]
+pub async fn owed(
+    db: &Db,
+    notice: Notice,
+    now: DateTime<Utc>,
+    soon: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let (column, due) = notice.sql();
+    let sql = format!(
+        "SELECT id, title_id FROM loans WHERE returned_at IS NULL AND {column} IS NULL AND {due} \
+         ORDER BY due_at LIMIT $3"
+    );
+    Ok(with_db!(db, pool => sqlx::query_as(&sql)
+        .bind(stored(soon))
+        .bind(stored(now))
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
+}
+
+/// Records that `notice` goes out for loan `id` now, if it is still owed (a guarded update:
+/// of two schedulers racing, one gets the row): its reader and due date; `None` otherwise.
+#[tracing::instrument(skip_all, fields(id, ?notice))]
+pub async fn mark_noticed(
+    tx: &mut Tx,
+    id: i64,
+    notice: Notice,
+    now: DateTime<Utc>,
+    soon: DateTime<Utc>,
+) -> Result<Option<(i64, NaiveDateTime)>, StoreError> {
+    let (column, due) = notice.sql();
+    let sql = format!(
+        "UPDATE loans SET {column} = $2 WHERE id = $3 AND returned_at IS NULL AND {column} IS NULL \
+         AND {due} RETURNING user_id, due_at"
+    );
+    Ok(with_tx!(tx, conn => sqlx::query_as(&sql)
+        .bind(stored(soon))
+        .bind(stored(now))
+        .bind(id)
+        .fetch_optional(conn)
+        .await)?)
 }

@@ -12,6 +12,7 @@ pub mod commands;
 pub mod copies;
 pub mod holds;
 pub mod loans;
+pub mod outbox;
 pub mod titles;
 
 use chrono::{DateTime, NaiveDateTime, Utc};

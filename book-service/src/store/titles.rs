@@ -107,14 +107,15 @@ pub async fn lock(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
     Ok(row.is_some())
 }
 
-/// Whether the title exists (no lock).
+/// The title's name and author, locking it for the transaction (what an event of it
+/// carries; see `crate::outbox`); `None` when there is no such title.
 #[tracing::instrument(skip_all, fields(id))]
-pub async fn exists(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
-    let row: Option<(i64,)> = with_tx!(tx, conn => sqlx::query_as("SELECT id FROM titles WHERE id = $1")
-        .bind(id)
-        .fetch_optional(conn)
-        .await)?;
-    Ok(row.is_some())
+pub async fn lock_names(tx: &mut Tx, id: i64) -> Result<Option<(String, String)>, StoreError> {
+    let sql = format!(
+        "SELECT title, author FROM titles WHERE id = $1{}",
+        tx.lock()
+    );
+    Ok(with_tx!(tx, conn => sqlx::query_as(&sql).bind(id).fetch_optional(conn).await)?)
 }
 
 /// Rewrites a title's text; `Duplicate` when the new ISBN belongs to another title.

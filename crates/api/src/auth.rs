@@ -107,11 +107,32 @@ impl TokenResponse {
 
 /// An account as the API shows it: the answer of `GET /auth/me/` and of a registration (201).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"id": 1, "username": "testuser", "email": "testuser@email.com"}))]
+#[schema(example = json!({"id": 1, "username": "testuser", "email": "testuser@email.com", "role": "user"}))]
 pub struct UserResponse {
     pub id: i64,
     pub username: String,
     pub email: String,
+    /// `user` (a reader), `librarian` or `admin`: what the account may do. Added after the
+    /// other fields; an answer without it is a reader's.
+    #[serde(default = "reader")]
+    #[schema(example = "user")]
+    pub role: String,
+}
+
+fn reader() -> String {
+    "user".to_owned()
+}
+
+/// `POST /auth/session`: the web UI's login. The token is not in the body: it is set in the
+/// `HttpOnly` cookie `platform_session`, beside the script-readable CSRF cookie
+/// `platform_csrf` (answered with `Cache-Control: no-store`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"user": {"id": 1, "username": "testuser", "email": "testuser@email.com", "role": "user"}, "expires_in": 1800}))]
+pub struct SessionResponse {
+    /// The account now signed in.
+    pub user: UserResponse,
+    /// Seconds until the session (and both cookies) expire.
+    pub expires_in: u64,
 }
 
 /// `{"detail": "..."}`: the answer of `POST /auth/logout/` and of every error but a 422.

@@ -12,11 +12,24 @@ pub struct ErrorBody {
 /// One invalid field of a 422 answer: `{"loc": ["body", "email"], "msg": "...", "type": "..."}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
-    #[schema(value_type = Vec<Object>)]
+    /// Where: the part of the request (`body`, `query`, `path`, `header`), then field names
+    /// and list indexes (`["body", "copies", 0]`); a JSON syntax error gives its character
+    /// position (`["body", 17]`).
+    #[schema(value_type = Vec<LocItem>)]
     pub loc: Vec<serde_json::Value>,
     pub msg: String,
     #[serde(rename = "type")]
     pub kind: String,
+}
+
+/// One step of a [`FieldError`]'s `loc`: a name or an index. Documentation only: `loc` holds
+/// JSON values.
+#[derive(utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum LocItem {
+    Name(String),
+    Index(u64),
 }
 
 impl FieldError {

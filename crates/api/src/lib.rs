@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod error;
 pub mod library;
+pub mod notifications;
 pub mod scrape;
 pub mod users;
 

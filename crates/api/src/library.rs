@@ -425,8 +425,10 @@ pub struct BookSearch {
     #[serde(default)]
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// Where the previous page ended (the `cursor` of its `Link: rel="next"`).
+    /// Where the previous page ended: the `cursor` of the `Link: rel="next"` of that page,
+    /// as it was given (opaque; any other value is refused with 422).
     #[serde(default)]
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -613,12 +615,16 @@ pub struct LoanSearch {
     pub active: Option<bool>,
     /// Another reader's loans: librarians only.
     #[serde(default)]
+    #[param(minimum = 1)]
     pub user_id: Option<i64>,
     /// Page size, 1–100 (default 20).
     #[serde(default)]
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// Where the previous page ended: the `cursor` of the `Link: rel="next"` of that page,
+    /// as it was given (opaque; any other value is refused with 422).
     #[serde(default)]
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -634,12 +640,16 @@ impl Check for LoanSearch {
 pub struct HoldSearch {
     /// Another reader's holds: librarians only.
     #[serde(default)]
+    #[param(minimum = 1)]
     pub user_id: Option<i64>,
     /// Page size, 1–100 (default 20).
     #[serde(default)]
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// Where the previous page ended: the `cursor` of the `Link: rel="next"` of that page,
+    /// as it was given (opaque; any other value is refused with 422).
     #[serde(default)]
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 

@@ -147,7 +147,8 @@ fn check_digit(stem: &[u8]) -> u8 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"idno": "1008600038413", "force_refresh": false}))]
 pub struct ScrapeRequest {
-    /// The company's IDNO: 13 digits, the last a check digit.
+    /// The company's IDNO: 13 digits, the last a check digit (weights 7, 3, 1 repeated over
+    /// the first twelve, sum mod 10); a wrong check digit is refused (422).
     #[schema(
         min_length = 13,
         max_length = 13,
@@ -310,9 +311,11 @@ pub struct ScrapeJobResponse {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"idno": "1008600038413"}))]
 pub struct RetransformRequest {
-    /// Only this company's pages; absent or `null`: every stored page.
+    /// Only this company's pages; absent or `null`: every stored page. An IDNO: 13 digits,
+    /// the last a check digit (weights 7, 3, 1 repeated over the first twelve, sum mod 10);
+    /// a wrong check digit is refused (422).
     #[serde(default)]
-    #[schema(pattern = "^[0-9]{13}$")]
+    #[schema(min_length = 13, max_length = 13, pattern = "^[0-9]{13}$")]
     pub idno: Option<String>,
 }
 
@@ -328,7 +331,7 @@ impl Validate for RetransformRequest {
     }
 }
 
-/// The answer of `POST /admin/retransform` (and of the `retransform` command).
+/// The final report of the `retransform` command (printed as JSON).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"processed": 3, "succeeded": 2, "failed": 1}))]
 pub struct RetransformResponse {
@@ -338,6 +341,76 @@ pub struct RetransformResponse {
     pub succeeded: u64,
     /// Pages that did not (a "not found" page, or no company data in it).
     pub failed: u64,
+}
+
+/// The state of a re-transform run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RetransformState {
+    /// A process is re-parsing pages (and renews its lease while it does).
+    Running,
+    /// Stopped before the end (error, shutdown, or its process died and its lease ran out);
+    /// starting a run of the same scope resumes it from its checkpoint.
+    Interrupted,
+    /// Every page of the scope was processed.
+    Succeeded,
+    /// Left unfinished by an older parser version; a new run replaced it.
+    Abandoned,
+}
+
+impl RetransformState {
+    /// The value stored in `retransform_runs.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetransformState::Running => "running",
+            RetransformState::Interrupted => "interrupted",
+            RetransformState::Succeeded => "succeeded",
+            RetransformState::Abandoned => "abandoned",
+        }
+    }
+
+    /// Parses a stored state.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "running" => Some(RetransformState::Running),
+            "interrupted" => Some(RetransformState::Interrupted),
+            "succeeded" => Some(RetransformState::Succeeded),
+            "abandoned" => Some(RetransformState::Abandoned),
+            _ => None,
+        }
+    }
+}
+
+/// A re-transform run: `202` answer of `POST /admin/retransform` (`Location:
+/// /admin/retransform/<id>`) and answer of `GET /admin/retransform/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "0b6f3c1e-2a4d-4f5e-9c8b-7a6d5e4f3a2b", "idno": null, "parser_version": "1.0.0", "state": "running", "total": 100000, "processed": 41216, "succeeded": 38740, "failed": 2476, "checkpoint": 41216, "created_at": "2025-03-01T10:00:00Z", "updated_at": "2025-03-01T10:01:22Z", "finished_at": null, "error": null}))]
+pub struct RetransformRun {
+    /// The run's id: a random UUID.
+    #[schema(format = "uuid")]
+    pub id: String,
+    /// The company whose pages are re-parsed; `null`: every stored page.
+    pub idno: Option<String>,
+    /// The parser version the run writes records with.
+    pub parser_version: String,
+    pub state: RetransformState,
+    /// Pages in the scope when the run (or its last resumption) started.
+    pub total: u64,
+    /// Pages processed so far (counted when their batch is committed).
+    pub processed: u64,
+    /// Processed pages that yielded a record.
+    pub succeeded: u64,
+    /// Processed pages that did not (a "not found" page, no company data, another company's
+    /// page, or a parser crash).
+    pub failed: u64,
+    /// The last stored page (`source_data.id`) whose batch is committed: a resumed run
+    /// continues after it.
+    pub checkpoint: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why the run was interrupted, when it was by an error.
+    pub error: Option<String>,
 }
 
 #[cfg(test)]

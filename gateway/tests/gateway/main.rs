@@ -8,10 +8,13 @@
 //! - [`library`]: the library's routes, book-service's primary and backup groups, retries,
 //!   server-sent events;
 //! - [`edge`]: what held against an outside probe — smuggling framings, absolute-form targets
-//!   and internal hosts, requests racing a logout.
+//!   and internal hosts, requests racing a logout;
+//! - [`ui`]: the web UI — the shell served by the gateway, the areas from their services, the
+//!   browser session's cookie and CSRF check.
 
 mod abuse;
 mod edge;
 mod library;
 mod proxying;
 mod support;
+mod ui;

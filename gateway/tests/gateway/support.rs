@@ -347,6 +347,7 @@ pub fn hmac_settings() -> TokenSettings {
     TokenSettings {
         algorithm: Algorithm::HS256,
         secret: Some(Secret::new(SECRET)),
+        previous_secret: None,
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),
         lifetime: Duration::from_secs(1800),
