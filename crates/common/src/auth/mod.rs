@@ -91,7 +91,7 @@ mod tests {
     fn verifier() -> TokenVerifier {
         let key = VerifyKey::Hmac {
             algorithm: Algorithm::HS256,
-            secret: SECRET.to_vec(),
+            secrets: vec![SECRET.to_vec()],
         };
         TokenVerifier::new(key, "iss", "aud", Duration::ZERO).unwrap()
     }
@@ -123,6 +123,59 @@ mod tests {
     fn accepts_a_genuine_token() {
         let c = claims(60);
         assert_eq!(verifier().verify(&sign(&c)).unwrap(), c);
+    }
+
+    #[test]
+    fn a_previous_secret_is_accepted_until_its_tokens_expire_and_an_unknown_one_never() {
+        const NEW: &[u8] = b"the-next-secret-the-next-secret-0123";
+        let rotated = TokenVerifier::new(
+            VerifyKey::Hmac {
+                algorithm: Algorithm::HS256,
+                secrets: vec![NEW.to_vec(), SECRET.to_vec()],
+            },
+            "iss",
+            "aud",
+            Duration::ZERO,
+        )
+        .unwrap();
+        let c = claims(60);
+        // Signed before the rotation (the previous secret) and after it (the new one).
+        assert_eq!(rotated.verify(&sign(&c)).unwrap(), c);
+        let new = encode(
+            &Header::new(Algorithm::HS256),
+            &c,
+            &EncodingKey::from_secret(NEW),
+        );
+        assert_eq!(rotated.verify(&new.unwrap()).unwrap(), c);
+        // The previous secret's expired tokens are expired, not "invalid".
+        assert!(matches!(
+            rotated.verify(&sign(&claims(-60))),
+            Err(AuthError::Expired)
+        ));
+        let foreign = encode(
+            &Header::new(Algorithm::HS256),
+            &c,
+            &EncodingKey::from_secret(b"someone-else-someone-else-0123456789"),
+        );
+        assert!(matches!(
+            rotated.verify(&foreign.unwrap()),
+            Err(AuthError::Invalid)
+        ));
+        // Without the previous secret, the old token is refused.
+        let new_only = TokenVerifier::new(
+            VerifyKey::Hmac {
+                algorithm: Algorithm::HS256,
+                secrets: vec![NEW.to_vec()],
+            },
+            "iss",
+            "aud",
+            Duration::ZERO,
+        )
+        .unwrap();
+        assert!(matches!(
+            new_only.verify(&sign(&c)),
+            Err(AuthError::Invalid)
+        ));
     }
 
     #[test]

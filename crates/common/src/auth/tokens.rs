@@ -31,10 +31,11 @@ pub struct Claims {
 /// Which key verifies tokens.
 #[derive(Clone)]
 pub enum VerifyKey {
-    /// A shared secret (HS256, HS384 or HS512), as in the original app.
+    /// Shared secrets (HS256, HS384 or HS512), as in the original app: the current one first,
+    /// then any previous one still accepted during a rotation.
     Hmac {
         algorithm: Algorithm,
-        secret: Vec<u8>,
+        secrets: Vec<Vec<u8>>,
     },
     /// Public keys (EdDSA) by key id, from the issuer's JWKS.
     Jwks(JwkSet),
@@ -46,9 +47,11 @@ pub struct TokenVerifier {
     keys: RwLock<Arc<KeyRing>>,
 }
 
-/// The decoding keys in force, by key id (`None` for a single unnamed key).
+/// The decoding keys in force: named ones by key id (a JWKS), unnamed ones (HMAC secrets,
+/// current first) tried in order.
 struct KeyRing {
-    by_kid: HashMap<Option<String>, DecodingKey>,
+    by_kid: HashMap<String, DecodingKey>,
+    unnamed: Vec<DecodingKey>,
 }
 
 impl TokenVerifier {
@@ -91,46 +94,65 @@ impl TokenVerifier {
             return Err(AuthError::Invalid);
         }
         let ring = Arc::clone(&self.keys.read().unwrap_or_else(|p| p.into_inner()));
-        let key = ring
-            .by_kid
-            .get(&header.kid)
-            .or_else(|| {
-                if ring.by_kid.len() == 1 {
-                    ring.by_kid.values().next()
-                } else {
-                    None
-                }
-            })
-            .ok_or(AuthError::Invalid)?;
-        match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
-            Ok(data) => Ok(data.claims),
-            Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
-                Err(AuthError::Expired)
+        let named = header.kid.as_ref().and_then(|kid| ring.by_kid.get(kid));
+        let candidates: Vec<&DecodingKey> = match named {
+            Some(key) => vec![key],
+            // A token without a key id (or an id no longer known) from a single-key issuer:
+            // that key; with HMAC, each accepted secret in turn.
+            None if ring.unnamed.is_empty() && ring.by_kid.len() == 1 => {
+                ring.by_kid.values().collect()
             }
-            Err(_) => Err(AuthError::Invalid),
+            None => ring.unnamed.iter().collect(),
+        };
+        let mut outcome = Err(AuthError::Invalid);
+        for key in candidates {
+            match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::InvalidSignature) => {
+                }
+                Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
+                    return Err(AuthError::Expired)
+                }
+                Err(_) => {
+                    outcome = Err(AuthError::Invalid);
+                    break;
+                }
+            }
         }
+        outcome
     }
 }
 
 impl KeyRing {
     fn from_key(key: &VerifyKey) -> Result<Self, String> {
-        let mut by_kid = HashMap::new();
+        let mut ring = Self {
+            by_kid: HashMap::new(),
+            unnamed: Vec::new(),
+        };
         match key {
-            VerifyKey::Hmac { secret, .. } => {
-                by_kid.insert(None, DecodingKey::from_secret(secret));
+            VerifyKey::Hmac { secrets, .. } => {
+                ring.unnamed = secrets
+                    .iter()
+                    .map(|s| DecodingKey::from_secret(s))
+                    .collect();
             }
             VerifyKey::Jwks(set) => {
                 for jwk in &set.keys {
                     let decoding =
                         DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable JWK: {e}"))?;
-                    by_kid.insert(jwk.common.key_id.clone(), decoding);
-                }
-                if by_kid.is_empty() {
-                    return Err("the JWKS holds no keys".into());
+                    match &jwk.common.key_id {
+                        Some(kid) => {
+                            ring.by_kid.insert(kid.clone(), decoding);
+                        }
+                        None => ring.unnamed.push(decoding),
+                    }
                 }
             }
         }
-        Ok(Self { by_kid })
+        if ring.by_kid.is_empty() && ring.unnamed.is_empty() {
+            return Err("no verification key".into());
+        }
+        Ok(ring)
     }
 }
 
@@ -147,13 +169,17 @@ pub fn hmac_algorithm(name: &str) -> Option<Algorithm> {
 /// Token settings shared by the issuer (user-service) and every verifier.
 ///
 /// `ALGORITHM` is `HS256` (default, as in the original app), `HS384`, `HS512` — all with
-/// `SECRET_KEY` — or `EdDSA`, where user-service signs with `JWT_PRIVATE_KEY_FILE` (PKCS#8
-/// PEM, Ed25519) and verifiers fetch its public keys from `JWKS_URL`.
+/// `SECRET_KEY` (and, during a rotation, `SECRET_KEY_PREVIOUS`) — or `EdDSA`, where
+/// user-service signs with `JWT_PRIVATE_KEY_FILE` (PKCS#8 PEM, Ed25519) and verifiers fetch
+/// its public keys from `JWKS_URL`.
 #[derive(Clone, Debug)]
 pub struct TokenSettings {
     pub algorithm: Algorithm,
     /// The HMAC secret (HS*) — `None` with EdDSA.
     pub secret: Option<crate::config::Secret>,
+    /// `SECRET_KEY_PREVIOUS`: the secret before the last rotation, still accepted (never used
+    /// to sign) until the tokens it signed have expired. HS* only.
+    pub previous_secret: Option<crate::config::Secret>,
     pub issuer: String,
     pub audience: String,
     pub lifetime: Duration,
@@ -164,13 +190,19 @@ pub struct TokenSettings {
 pub const MIN_SECRET_BYTES: usize = 32;
 
 impl TokenSettings {
-    /// Reads `ALGORITHM`, `SECRET_KEY`, `JWT_ISSUER`, `JWT_AUDIENCE`,
+    /// Reads `ALGORITHM`, `SECRET_KEY`, `SECRET_KEY_PREVIOUS`, `JWT_ISSUER`, `JWT_AUDIENCE`,
     /// `ACCESS_TOKEN_EXPIRE_MINUTES` and `JWT_LEEWAY_SECONDS`.
     pub fn from_env() -> Result<Self, crate::config::ConfigError> {
         use crate::config::{parse_or, var, var_or, ConfigError, Secret};
         let name = var_or("ALGORITHM", "HS256");
-        let (algorithm, secret) = if name == "EdDSA" {
-            (Algorithm::EdDSA, None)
+        let (algorithm, secret, previous_secret) = if name == "EdDSA" {
+            if var("SECRET_KEY_PREVIOUS").is_some() {
+                return Err(ConfigError::new(
+                    "SECRET_KEY_PREVIOUS",
+                    "is for HS* only; with EdDSA the previous public key stays in the JWKS (JWT_EXTRA_JWKS_FILE)",
+                ));
+            }
+            (Algorithm::EdDSA, None, None)
         } else {
             let algorithm = hmac_algorithm(&name).ok_or_else(|| {
                 ConfigError::new(
@@ -181,15 +213,21 @@ impl TokenSettings {
             let secret = var("SECRET_KEY").ok_or_else(|| {
                 ConfigError::new("SECRET_KEY", format!("required with ALGORITHM={name}"))
             })?;
-            if secret.len() < MIN_SECRET_BYTES {
-                return Err(ConfigError::new(
-                    "SECRET_KEY",
-                    format!(
-                        "must be at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
-                    ),
-                ));
-            }
-            (algorithm, Some(Secret::new(secret)))
+            let strong = |variable: &'static str, value: String| {
+                if value.len() < MIN_SECRET_BYTES {
+                    return Err(ConfigError::new(
+                        variable,
+                        format!(
+                            "must be at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
+                        ),
+                    ));
+                }
+                Ok(Secret::new(value))
+            };
+            let previous = var("SECRET_KEY_PREVIOUS")
+                .map(|v| strong("SECRET_KEY_PREVIOUS", v))
+                .transpose()?;
+            (algorithm, Some(strong("SECRET_KEY", secret)?), previous)
         };
         let minutes: u64 = parse_or("ACCESS_TOKEN_EXPIRE_MINUTES", 30)?;
         if minutes == 0 {
@@ -201,6 +239,7 @@ impl TokenSettings {
         Ok(Self {
             algorithm,
             secret,
+            previous_secret,
             issuer: var_or("JWT_ISSUER", "user-service"),
             audience: var_or("JWT_AUDIENCE", "platform"),
             lifetime: Duration::from_secs(minutes * 60),
@@ -211,9 +250,13 @@ impl TokenSettings {
     /// A verifier for HMAC settings; `None` for EdDSA (build it from the JWKS instead).
     pub fn hmac_verifier(&self) -> Option<TokenVerifier> {
         let secret = self.secret.as_ref()?;
+        let secrets = std::iter::once(secret)
+            .chain(self.previous_secret.as_ref())
+            .map(|s| s.expose().as_bytes().to_vec())
+            .collect();
         let key = VerifyKey::Hmac {
             algorithm: self.algorithm,
-            secret: secret.expose().as_bytes().to_vec(),
+            secrets,
         };
         TokenVerifier::new(key, &self.issuer, &self.audience, self.leeway).ok()
     }
