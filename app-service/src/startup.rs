@@ -116,6 +116,14 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
 pub async fn serve_from_env() -> Result<(), BoxError> {
     let config = Config::from_env()?;
     let bus_config = BusConfig::from_env()?;
+    if bus_config.is_in_process() {
+        // No book-service shares this process: every command would wait for a reply in vain.
+        return Err(common::config::ConfigError::new(
+            "AMQP_URL",
+            "required when app-service runs as its own process (the in-process queue links services only inside `platform`)",
+        )
+        .into());
+    }
     let kv = common::kv::from_env().await?;
     let bus = Bus::open(bus_config).await?;
     let app = Application::build(config, kv, bus).await?;

@@ -180,6 +180,11 @@ impl Application {
 /// Runs book-service as configured by the environment until SIGTERM or Ctrl-C.
 pub async fn serve_from_env() -> Result<(), BoxError> {
     let config = Config::from_env()?;
+    if config.bus.is_in_process() {
+        tracing::warn!(
+            "AMQP_URL is unset: this book-service serves the catalogue and loans but receives no circulation commands from other processes (set AMQP_URL, or run `platform`)"
+        );
+    }
     let kv = common::kv::from_env().await?;
     let bus = Bus::open(config.bus.clone()).await?;
     let events = EventStream::open(config.events.clone()).await?;

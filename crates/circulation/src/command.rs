@@ -44,7 +44,7 @@ pub enum CommandKind {
     Borrow { book_id: i64 },
     /// Return a loan (the borrower, or a librarian).
     Return { loan_id: i64 },
-    /// Renew a loan (the borrower).
+    /// Renew a loan (the borrower, or a librarian on their behalf at the desk).
     Renew { loan_id: i64 },
     /// Join a title's waiting list.
     PlaceHold { book_id: i64 },

@@ -105,6 +105,13 @@ impl BusConfig {
         Ok(config)
     }
 
+    /// Whether commands travel on the in-process queue: it links a sender and a consumer only
+    /// inside one process (the replies are handed over in memory), so a service running as its
+    /// own process needs `AMQP_URL`.
+    pub fn is_in_process(&self) -> bool {
+        matches!(self.transport, Transport::Local { .. })
+    }
+
     /// The in-process queue in `dir/bus.sqlite`, default tuning: tests and the one-process
     /// mode.
     pub fn local(dir: &Path) -> Self {

@@ -173,11 +173,13 @@ pub async fn backends(dir: &Path, label: &str) -> Vec<(TestDb, Kv)> {
     dbs.into_iter().zip(kvs).collect()
 }
 
-/// Redis at `url` under `prefix`, with short timeouts so "down" is noticed quickly.
+/// Redis at `url` under `prefix`, with timeouts short enough that "down" is noticed quickly
+/// and long enough that a busy 2-core machine running the whole suite (browser included) is
+/// not mistaken for an outage.
 pub async fn redis_kv(url: &str, prefix: &str) -> Kv {
     let timeouts = RedisTimeouts {
-        connect: Duration::from_millis(500),
-        response: Duration::from_millis(500),
+        connect: Duration::from_millis(1000),
+        response: Duration::from_millis(1500),
     };
     Kv::redis(url, prefix, timeouts)
         .await

@@ -101,7 +101,7 @@ def drain_seconds(container, config):
     gateway = env_value(container, "GATEWAY_GRACE_SECONDS")
     if gateway is not None:
         return int(gateway)
-    scraper = env_value(container, "SCRAPE_SHUTDOWN_GRACE_MS")
+    scraper = env_value(container, "SHUTDOWN_GRACE_MS")
     if scraper is not None:
         return int(scraper) / 1000
     return int(config.get("SHUTDOWN_GRACE_MS", "10000")) / 1000
