@@ -15,28 +15,17 @@
 //!   `max_deliveries` times, goes to the dead letters;
 //! - lost connections are re-established with backoff, without a restart.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use common::shutdown::Shutdown;
 use tracing::Instrument;
 
 use crate::amqp::{AmqpClient, AmqpConsumer, AmqpSettings};
-use crate::command::{Command, Outcome, Reply};
+use crate::command::{Command, Reply};
 use crate::config::{BusConfig, Transport};
-use crate::error::{BusError, BusStartError, HandlerError};
+use crate::error::{BusError, BusStartError};
+use crate::handler::Handler;
 use crate::local::LocalQueue;
-
-/// Applies commands: book-service's side of the contract.
-pub trait Handler: Send + Sync + 'static {
-    /// Applies `command` (in one database transaction, de-duplicated by its message id) and
-    /// says what to answer. Returning means the change is committed: the command is settled
-    /// right after.
-    fn handle(
-        &self,
-        command: Command,
-    ) -> impl Future<Output = Result<Outcome, HandlerError>> + Send;
-}
 
 /// The transport chosen by configuration; cheap to clone. Open it once per process: in the
 /// one-process mode app-service and book-service share one (clones of the same value), since
@@ -216,35 +205,4 @@ impl BusHealth {
             HealthCarrier::Local(queue) => queue.ping().await,
         }
     }
-}
-
-/// The W3C `traceparent` of the current span, to put in a command (`Command::with_traceparent`).
-pub fn current_traceparent() -> Option<String> {
-    let mut headers = http::HeaderMap::new();
-    common::telemetry::inject_trace(&tracing::Span::current(), &mut headers);
-    headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// The span a consumer applies `command` in, continuing the sender's trace.
-pub(crate) fn apply_span(command: &Command) -> tracing::Span {
-    let span = tracing::info_span!(
-        "circulation.apply",
-        otel.kind = "consumer",
-        kind = command.kind.name(),
-        message_id = %command.message_id,
-        user_id = command.user_id,
-    );
-    if let Some(parent) = command
-        .traceparent
-        .as_deref()
-        .and_then(|t| http::HeaderValue::from_str(t).ok())
-    {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("traceparent", parent);
-        common::telemetry::continue_trace(&span, &headers);
-    }
-    span
 }

@@ -14,10 +14,12 @@ mod codec;
 pub mod command;
 pub mod config;
 pub mod error;
+mod handler;
 mod local;
 mod waiters;
 
-pub use bus::{current_traceparent, Bus, BusHealth, Client, Consumer, Handler};
+pub use bus::{Bus, BusHealth, Client, Consumer};
 pub use command::{message_id_for_key, Command, CommandKind, Outcome, Reply};
 pub use config::{BusConfig, Transport};
 pub use error::{BusError, BusStartError, HandlerError};
+pub use handler::{current_traceparent, Handler};

@@ -151,6 +151,19 @@ impl Event {
     }
 }
 
+/// An event no consumer could handle, kept for an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The consumer that gave up on it.
+    pub consumer: String,
+    /// `undecodable: …`, `rejected: …` or `delivery_limit`.
+    pub reason: String,
+    /// Deliveries to that consumer.
+    pub deliveries: u32,
+    /// The event's message body, as published.
+    pub body: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,5 +20,5 @@ pub mod testing;
 pub use config::{NatsConfig, StreamConfig, Transport};
 pub use consume::EventHandler;
 pub use error::{HandleError, PublishError, StreamStartError};
-pub use event::{Event, EventKind, Payload};
-pub use stream::{DeadLetter, EventConsumer, EventStream, LiveFeed, Signal};
+pub use event::{DeadLetter, Event, EventKind, Payload};
+pub use stream::{EventConsumer, EventStream, LiveFeed, Signal};

@@ -25,7 +25,7 @@ use tokio::sync::broadcast;
 use crate::config::{StreamConfig, Transport};
 use crate::consume::EventHandler;
 use crate::error::{PublishError, StreamStartError};
-use crate::event::Event;
+use crate::event::{DeadLetter, Event};
 use crate::local::LocalStream;
 use crate::nats::NatsStream;
 
@@ -51,19 +51,6 @@ impl std::fmt::Debug for EventStream {
             .field("stream", &self.config.stream)
             .finish()
     }
-}
-
-/// An event no consumer could handle, kept for an operator.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// The consumer that gave up on it.
-    pub consumer: String,
-    /// `undecodable: …`, `rejected: …` or `delivery_limit`.
-    pub reason: String,
-    /// Deliveries to that consumer.
-    pub deliveries: u32,
-    /// The event's message body, as published.
-    pub body: String,
 }
 
 impl EventStream {

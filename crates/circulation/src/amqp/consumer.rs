@@ -21,9 +21,9 @@ use uuid::Uuid;
 
 use super::{signature_of, signed, text, AmqpSettings};
 use crate::backoff::Backoff;
-use crate::bus::{apply_span, Handler};
 use crate::command::Outcome;
 use crate::error::HandlerError;
+use crate::handler::{apply_span, Handler};
 
 /// How long a stopping consumer lets the commands in hand finish before it closes.
 const DRAIN: Duration = Duration::from_secs(10);

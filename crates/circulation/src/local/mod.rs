@@ -25,10 +25,10 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::bus::{apply_span, Handler};
 use crate::command::{Command, Reply};
 use crate::config::BusConfig;
 use crate::error::{BusError, BusStartError, HandlerError};
+use crate::handler::{apply_span, Handler};
 use crate::waiters::Waiters;
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/local");

@@ -26,8 +26,8 @@ use uuid::Uuid;
 use crate::config::StreamConfig;
 use crate::consume::{judge, EventHandler, Incoming, Verdict};
 use crate::error::{PublishError, StreamStartError};
+use crate::event::DeadLetter;
 use crate::event::Event;
-use crate::stream::DeadLetter;
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/local");
 

@@ -6,7 +6,7 @@
 
 use sqlx::SqlitePool;
 
-use crate::stream::DeadLetter;
+use crate::event::DeadLetter;
 
 /// An event handed to a consumer.
 #[derive(Debug, sqlx::FromRow)]

@@ -24,8 +24,8 @@ use futures_util::future::join_all;
 
 use crate::config::{NatsConfig, StreamConfig};
 use crate::error::{PublishError, StreamStartError};
+use crate::event::DeadLetter;
 use crate::event::Event;
-use crate::stream::DeadLetter;
 
 pub(crate) use consumer::consume;
 
