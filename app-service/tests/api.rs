@@ -251,6 +251,14 @@ async fn every_route_reaches_its_service_with_and_without_the_trailing_slash() {
         ("GET", "/auth/me", "user-service"),
         ("POST", "/auth/logout", "user-service"),
         ("POST", "/auth/logout-all", "user-service"),
+        ("POST", "/auth/session", "user-service"),
+        ("DELETE", "/auth/session", "user-service"),
+        ("GET", "/ui/auth/manifest.json", "user-service"),
+        (
+            "GET",
+            "/ui/companies/0123456789abcdef/index.js",
+            "scraper-service",
+        ),
         ("GET", "/users", "user-service"),
         ("PUT", "/admin/users/5/role", "user-service"),
         ("DELETE", "/admin/users/5/sessions", "user-service"),
@@ -260,6 +268,11 @@ async fn every_route_reaches_its_service_with_and_without_the_trailing_slash() {
         ("GET", "/scrape/jobs/42", "scraper-service"),
         ("GET", "/companies/1008600038413", "scraper-service"),
         ("POST", "/admin/retransform", "scraper-service"),
+        (
+            "GET",
+            "/admin/retransform/0b6f3c1e-2a4d-4f5e-9c8b-7a6d5e4f3a2b",
+            "scraper-service",
+        ),
         ("GET", "/loans", "book-service"),
         ("GET", "/holds", "book-service"),
     ];
@@ -285,6 +298,77 @@ async fn every_route_reaches_its_service_with_and_without_the_trailing_slash() {
     )
     .await;
     assert_eq!(body["uri"], "/loans/?active=true&user_id=3");
+}
+
+/// The web session's relay passes the service's cookies back; the UI files' relays pass
+/// entity tags both ways (a revalidation is a bodiless 304) and the owning service's security
+/// headers, and nothing else new: no cookie reaches a service, none comes back from a file.
+#[tokio::test]
+async fn the_session_and_ui_relays_pass_cookies_and_entity_tags() {
+    let users = Fake::start(|seen: Seen| async move {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "set-cookie",
+            "platform_session=t; HttpOnly".parse().unwrap(),
+        );
+        headers.append("set-cookie", "platform_csrf=c".parse().unwrap());
+        headers.insert("etag", "\"e1\"".parse().unwrap());
+        headers.insert(
+            "content-security-policy",
+            "default-src 'self'".parse().unwrap(),
+        );
+        headers.insert("cache-control", "no-cache".parse().unwrap());
+        let fresh = seen.headers.get("if-none-match").map(|v| v.as_bytes()) == Some(b"\"e1\"");
+        if fresh {
+            (StatusCode::NOT_MODIFIED, headers).into_response()
+        } else {
+            (StatusCode::OK, headers, "{}").into_response()
+        }
+    })
+    .await;
+    let app = App::start(&users.url, &absent(), memory_kv(), |_| {}).await;
+
+    let opened = app
+        .post("/auth/session")
+        .header("cookie", "platform_session=old")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), StatusCode::OK);
+    let cookies: Vec<&str> = opened
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(cookies, ["platform_session=t; HttpOnly", "platform_csrf=c"]);
+    assert!(users.only_request().headers.get("cookie").is_none());
+
+    let file = app.get("/ui/auth/manifest.json").send().await.unwrap();
+    assert_eq!(file.status(), StatusCode::OK);
+    assert_eq!(file.headers()["etag"], "\"e1\"");
+    assert_eq!(
+        file.headers()["content-security-policy"],
+        "default-src 'self'"
+    );
+    assert_eq!(file.headers()["cache-control"], "no-cache");
+    assert!(file.headers().get("set-cookie").is_none());
+    let again = app
+        .get("/ui/auth/manifest.json")
+        .header("if-none-match", "\"e1\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        app.post("/ui/auth/manifest.json")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
 }
 
 #[tokio::test]
@@ -681,6 +765,7 @@ async fn the_openapi_document_lists_every_operation_and_swagger_ui_is_served() {
         paths,
         [
             "/admin/retransform",
+            "/admin/retransform/{id}",
             "/admin/users/{id}/role",
             "/admin/users/{id}/sessions",
             "/auth/login/",
@@ -688,6 +773,7 @@ async fn the_openapi_document_lists_every_operation_and_swagger_ui_is_served() {
             "/auth/logout/",
             "/auth/me/",
             "/auth/register/",
+            "/auth/session",
             "/auth/token",
             "/books/",
             "/books/{id}",
@@ -715,7 +801,8 @@ async fn the_openapi_document_lists_every_operation_and_swagger_ui_is_served() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             let security = &operation["security"];
-            if public.contains(&path.as_str()) {
+            // Opening a web session is a login; ending it needs the session.
+            if public.contains(&path.as_str()) || (path == "/auth/session" && method == "post") {
                 assert!(security.is_null(), "{method} {path} is public");
             } else {
                 assert_eq!(security, &json!([{"oauth2": []}]), "{method} {path}");
@@ -743,11 +830,14 @@ async fn the_openapi_document_lists_every_operation_and_swagger_ui_is_served() {
             .map(String::as_str)
             .collect();
         codes.sort_unstable();
-        assert_eq!(
-            codes,
-            [success, "401", "404", "409", "422", "503", "504"],
-            "{method} {path}"
-        );
+        // 502 and 413 (a body over the gateway's limit) are the answers every operation
+        // shares (`openapi::answers`).
+        let mut expected = vec![success, "401", "404", "409", "422", "502", "503", "504"];
+        if method == "post" && !path.contains('{') {
+            expected.push("413");
+        }
+        expected.sort_unstable();
+        assert_eq!(codes, expected, "{method} {path}");
         for status in ["404", "409"] {
             assert_eq!(
                 responses[status]["content"]["application/json"]["schema"], refusal,

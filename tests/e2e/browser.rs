@@ -346,16 +346,22 @@ impl Browser {
             .execute_async(
                 "const done = arguments[arguments.length - 1];
                  axe.run(document).then(
-                   (r) => done(r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
-                     nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }))),
+                   (r) => done({ passed: r.passes.length,
+                     violations: r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                       nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) })) }),
                    (e) => done({ error: String(e) }));",
                 vec![],
             )
             .await
             .unwrap_or_else(|e| panic!("axe on {screen}: {e}"));
-        let Value::Array(violations) = result else {
+        let Some(violations) = result["violations"].as_array() else {
             panic!("axe on {screen}: {result}")
         };
+        // The rules really ran (labels, contrast, landmarks, names… on this page).
+        assert!(
+            result["passed"].as_u64() > Some(10),
+            "axe on {screen}: {result}"
+        );
         let grave: Vec<&Value> = violations
             .iter()
             .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))

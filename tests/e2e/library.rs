@@ -254,9 +254,18 @@ async fn user_borrowings_answer_the_callers_loans_in_the_original_shape() {
         assert_eq!(status, 403, "{backend:?}: {refused}");
         assert!(refused["detail"].is_string(), "{backend:?}: {refused}");
         // A librarian may look at anyone's.
-        let (status, theirs) = get(&s, &librarian, &format!("/user/borrowings/?user_id={}", a.id)).await;
+        let (status, theirs) = get(
+            &s,
+            &librarian,
+            &format!("/user/borrowings/?user_id={}", a.id),
+        )
+        .await;
         assert_eq!(status, 200, "{backend:?}: {theirs}");
-        assert_eq!(theirs.as_array().map(Vec::len), Some(1), "{backend:?}: {theirs}");
+        assert_eq!(
+            theirs.as_array().map(Vec::len),
+            Some(1),
+            "{backend:?}: {theirs}"
+        );
         // No token: 401 with the challenge, from the gateway.
         let (status, _, headers) = s.get("/user/borrowings/", None).await;
         assert_eq!(status, 401, "{backend:?}");

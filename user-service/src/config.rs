@@ -2,11 +2,13 @@
 //!
 //! Every value is checked here, so a bad one stops start-up with one line naming its variable.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::auth::TokenSettings;
-use common::config::{millis_or, parse_or, secs_or, var, ConfigError, Secret};
+use common::config::{millis_or, parse_or, secs_or, var, var_or, ConfigError, Secret};
+use events::StreamConfig;
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::Algorithm;
 use service_kit::db::DbConfig;
 use service_kit::ServerConfig;
@@ -55,6 +57,10 @@ pub struct Config {
     pub tokens: TokenSettings,
     /// The Ed25519 signing key when `tokens.algorithm` is EdDSA (`JWT_PRIVATE_KEY_FILE`).
     pub ed_key: Option<EdKey>,
+    /// `JWT_EXTRA_JWKS_FILE` (EdDSA): public keys published and accepted besides the signing
+    /// key — the previous key after a rotation, until its tokens have expired, or the next one
+    /// before it (see docs/operations.md, "Rotating the signing key"). Empty by default.
+    pub extra_jwks: JwkSet,
     pub bcrypt: BcryptConfig,
     /// Failed-login limits.
     pub throttle: ThrottleConfig,
@@ -65,6 +71,161 @@ pub struct Config {
     /// `SESSION_REVOCATION_POLL_MS`: how often pending session revocations (requested by
     /// `set-role` from another process) are carried out.
     pub revocation_poll: Duration,
+    /// Readers' notifications: the event stream they come from, the live stream, e-mail.
+    pub notifications: NotificationsConfig,
+    /// `SESSION_COOKIE_SECURE` (`false` by default): whether the web UI's session cookies
+    /// (`POST /auth/session`) are marked `Secure`, sent over HTTPS only. Set it where the
+    /// gateway is reached over TLS; left off, the plain-HTTP `cargo run` UI works.
+    pub secure_cookies: bool,
+}
+
+/// Where notifications come from and how they are delivered.
+#[derive(Clone, Debug)]
+pub struct NotificationsConfig {
+    /// The circulation events (`NATS_URL`, `EVENTS_*`, see [`StreamConfig::from_env`]); `None`
+    /// (tests, embedding without the library) attaches no notifier: the endpoints serve what
+    /// is stored and nothing new arrives. [`crate::startup::Application::build_with_events`]
+    /// attaches a stream opened elsewhere.
+    pub events: Option<StreamConfig>,
+    /// `EVENTS_CONSUMER` (`notifier`): the durable consumer's name; instances sharing it share
+    /// the work. `none`: this instance does not consume (it serves the endpoints and its
+    /// streams still hear about notifications other instances store).
+    pub consumer: Option<String>,
+    /// `SSE_KEEP_ALIVE_MS` (15000): how often an idle stream sends a `: keep-alive` comment
+    /// (and looks for notifications it may have missed).
+    pub keep_alive: Duration,
+    /// `SSE_SESSION_CHECK_MS` (5000): how often a stream checks that its session still lives
+    /// (an ended session is usually announced at once; this is the backstop).
+    pub session_check: Duration,
+    pub mail: MailConfig,
+}
+
+/// How the e-mails of notifications are sent.
+#[derive(Clone, Debug)]
+pub struct MailConfig {
+    pub transport: MailTransport,
+    /// `MAIL_FROM` (`Library <library@localhost>`): the sender; its domain names the
+    /// `Message-ID`s.
+    pub from: String,
+    /// `MAIL_RETRY_MIN_MS` (1000) and `MAIL_RETRY_MAX_MS` (600000): the first and the longest
+    /// pause before another attempt after a transient failure (doubling).
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    /// `MAIL_POLL_MS` (1000): how often the mailer looks for e-mails due for a retry.
+    pub poll: Duration,
+    /// `MAIL_TIMEOUT_MS` (10000): the longest one SMTP exchange may take.
+    pub timeout: Duration,
+}
+
+/// Where e-mails go.
+#[derive(Clone, Debug)]
+pub enum MailTransport {
+    /// `SMTP_URL`, e.g. `smtp://127.0.0.1:1025` (plain), `smtp://host:587?tls=required`
+    /// (STARTTLS) or `smtps://user:pass@host:465`.
+    Smtp(Secret),
+    /// No `SMTP_URL`: each e-mail is written as `notification-<id>.eml` in `MAIL_DIR`
+    /// (default `DATA_DIR/mail`).
+    Folder(PathBuf),
+}
+
+impl MailConfig {
+    /// E-mails written to `dir`, retried quickly: tests and the one-process mode.
+    pub fn folder(dir: &Path) -> Self {
+        Self {
+            transport: MailTransport::Folder(dir.to_owned()),
+            from: "Library <library@localhost>".to_owned(),
+            retry_min: Duration::from_millis(200),
+            retry_max: Duration::from_secs(5),
+            poll: Duration::from_millis(200),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn from_env() -> Result<Self, ConfigError> {
+        let transport = match var("SMTP_URL") {
+            Some(url) => {
+                if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                    return Err(ConfigError::new(
+                        "SMTP_URL",
+                        "expected smtp:// or smtps:// (leave it unset to write e-mails to MAIL_DIR)",
+                    ));
+                }
+                MailTransport::Smtp(Secret::new(url))
+            }
+            None => MailTransport::Folder(match var("MAIL_DIR") {
+                Some(dir) => PathBuf::from(dir),
+                None => PathBuf::from(var_or("DATA_DIR", "data")).join("mail"),
+            }),
+        };
+        let config = Self {
+            transport,
+            from: var_or("MAIL_FROM", "Library <library@localhost>"),
+            retry_min: millis_or("MAIL_RETRY_MIN_MS", 1000)?,
+            retry_max: millis_or("MAIL_RETRY_MAX_MS", 600_000)?,
+            poll: millis_or("MAIL_POLL_MS", 1000)?,
+            timeout: millis_or("MAIL_TIMEOUT_MS", 10_000)?,
+        };
+        for (name, zero) in [
+            ("MAIL_RETRY_MIN_MS", config.retry_min.is_zero()),
+            ("MAIL_POLL_MS", config.poll.is_zero()),
+            ("MAIL_TIMEOUT_MS", config.timeout.is_zero()),
+        ] {
+            if zero {
+                return Err(ConfigError::new(name, "must be at least 1"));
+            }
+        }
+        if config.retry_max < config.retry_min {
+            return Err(ConfigError::new(
+                "MAIL_RETRY_MAX_MS",
+                "must not be below MAIL_RETRY_MIN_MS",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+impl NotificationsConfig {
+    fn from_env() -> Result<Self, ConfigError> {
+        let config = Self {
+            events: Some(StreamConfig::from_env()?),
+            consumer: Some(var_or("EVENTS_CONSUMER", "notifier")).filter(|c| c != "none"),
+            keep_alive: millis_or("SSE_KEEP_ALIVE_MS", 15_000)?,
+            session_check: millis_or("SSE_SESSION_CHECK_MS", 5000)?,
+            mail: MailConfig::from_env()?,
+        };
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
+        if config
+            .consumer
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || !c.chars().all(plain))
+        {
+            return Err(ConfigError::new(
+                "EVENTS_CONSUMER",
+                "use letters, digits, dashes and underscores",
+            ));
+        }
+        for (name, zero) in [
+            ("SSE_KEEP_ALIVE_MS", config.keep_alive.is_zero()),
+            ("SSE_SESSION_CHECK_MS", config.session_check.is_zero()),
+        ] {
+            if zero {
+                return Err(ConfigError::new(name, "must be at least 1"));
+            }
+        }
+        Ok(config)
+    }
+
+    /// No stream attached, e-mails written to `mail_dir`, a one-second keep-alive and session
+    /// check: tests.
+    pub fn for_tests(mail_dir: &Path) -> Self {
+        Self {
+            events: None,
+            consumer: Some("notifier".to_owned()),
+            keep_alive: Duration::from_secs(1),
+            session_check: Duration::from_secs(1),
+            mail: MailConfig::folder(mail_dir),
+        }
+    }
 }
 
 /// The password-hashing pool (see [`crate::hasher`]).
@@ -172,6 +333,18 @@ impl Config {
             }
             (_, None) => None,
         };
+        let extra_jwks = match var("JWT_EXTRA_JWKS_FILE") {
+            Some(path) if tokens.algorithm == Algorithm::EdDSA => {
+                crate::tokens::read_extra_jwks(Path::new(&path))?
+            }
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "JWT_EXTRA_JWKS_FILE",
+                    "is for ALGORITHM=EdDSA; with HS* rotate with SECRET_KEY_PREVIOUS",
+                ))
+            }
+            None => JwkSet::default(),
+        };
         let bcrypt = BcryptConfig {
             cost: parse_or("BCRYPT_COST", DEFAULT_BCRYPT_COST)?,
             threads: parse_or("BCRYPT_THREADS", available_cpus())?,
@@ -242,16 +415,21 @@ impl Config {
             db: db_from_env()?,
             tokens,
             ed_key,
+            extra_jwks,
             bcrypt,
             throttle,
             known_address_ttl,
             registration,
             revocation_poll,
+            notifications: NotificationsConfig::from_env()?,
+            secure_cookies: parse_or("SESSION_COOKIE_SECURE", false)?,
         })
     }
 
     /// Settings for tests and the one-process mode's tests: listens on `127.0.0.1:0`, HS256
-    /// with `secret` (at least 32 bytes), bcrypt cost 4 on two threads, default throttling.
+    /// with `secret` (at least 32 bytes), bcrypt cost 4 on two threads, default throttling; no
+    /// event stream attached, e-mails (were there any) written to the system's temporary
+    /// directory under `user-service-mail` — set `notifications` to change either.
     pub fn for_tests(db: DbConfig, secret: &str) -> Self {
         Self {
             server: ServerConfig::ephemeral("USER_SERVICE_ADDR"),
@@ -259,12 +437,14 @@ impl Config {
             tokens: TokenSettings {
                 algorithm: Algorithm::HS256,
                 secret: Some(Secret::new(secret)),
+                previous_secret: None,
                 issuer: "user-service".to_owned(),
                 audience: "platform".to_owned(),
                 lifetime: Duration::from_secs(30 * 60),
                 leeway: Duration::from_secs(5),
             },
             ed_key: None,
+            extra_jwks: JwkSet::default(),
             bcrypt: BcryptConfig {
                 cost: 4,
                 threads: 2,
@@ -274,6 +454,10 @@ impl Config {
             known_address_ttl: Duration::from_secs(DEFAULT_KNOWN_ADDRESS_DAYS * 24 * 3600),
             registration: RegistrationLimits::default(),
             revocation_poll: DEFAULT_REVOCATION_POLL,
+            notifications: NotificationsConfig::for_tests(
+                &std::env::temp_dir().join("user-service-mail"),
+            ),
+            secure_cookies: false,
         }
     }
 }

@@ -43,6 +43,9 @@ pub enum ApiError {
     Forbidden(#[from] Forbidden),
     #[error("no such user")]
     UserNotFound,
+    /// The caller has no such notification (someone else's is not theirs to see).
+    #[error("no such notification")]
+    NotificationNotFound,
     /// An admin's role changes only with the `set-role` command.
     #[error("the admin role changes only with set-role")]
     AdminRole,
@@ -110,6 +113,9 @@ impl IntoResponse for ApiError {
             ApiError::Auth(e) => auth_error(&e),
             ApiError::Forbidden(e) => e.into_response(),
             ApiError::UserNotFound => json_error(StatusCode::NOT_FOUND, "User not found"),
+            ApiError::NotificationNotFound => {
+                json_error(StatusCode::NOT_FOUND, "Notification not found")
+            }
             ApiError::AdminRole => json_error(
                 StatusCode::FORBIDDEN,
                 "An admin's role changes only with the set-role command",

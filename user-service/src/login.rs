@@ -30,6 +30,8 @@ pub struct LoggedIn {
     pub token: String,
     /// How long the token (and its session) lives.
     pub lifetime: Duration,
+    /// Whose session it is, with the role it was opened with.
+    pub session: SessionData,
 }
 
 /// Counts the attempt (refusing it over the limits, before any hashing), checks the password,
@@ -142,7 +144,11 @@ async fn open_session(state: &AppState, user: User) -> Result<LoggedIn, ApiError
                     .issue(&session, &sid)
                     .map_err(|e| ApiError::Internal(format!("signing a token: {e}")))?;
                 tracing::info!(user_id = user.id, "logged in");
-                return Ok(LoggedIn { token, lifetime });
+                return Ok(LoggedIn {
+                    token,
+                    lifetime,
+                    session,
+                });
             }
             Some(current) => {
                 state.sessions.revoke(&sid).await?;

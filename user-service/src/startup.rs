@@ -1,14 +1,18 @@
 //! Building and running the service: [`Application::build`] connects and migrates the
 //! database, starts the bcrypt pool and binds the listener; [`Application::run_until_stopped`]
-//! serves, and carries out pending session revocations, until shutdown.
+//! serves, carries out pending session revocations, and — with an event stream attached —
+//! consumes circulation events into notifications, until shutdown; the mailer sends their
+//! e-mails and the live hub feeds the open notification streams.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use common::auth::{Authenticator, Sessions};
 use common::config::ConfigError;
 use common::kv::Kv;
 use common::shutdown::{shutdown_channel, Shutdown};
+use events::{EventStream, StreamStartError};
 use service_kit::db::{Db, DbConfig, DbStartError};
 use service_kit::server::{serve, CommonLayers, Listener};
 use service_kit::HttpLimits;
@@ -16,6 +20,9 @@ use sqlx::migrate::Migrator;
 
 use crate::config::Config;
 use crate::hasher::PasswordHasher;
+use crate::live::LiveHub;
+use crate::mailer::Mailer;
+use crate::notifier::Notifier;
 use crate::state::AppState;
 use crate::throttle::login::LoginThrottle;
 use crate::throttle::registration::RegistrationThrottle;
@@ -31,7 +38,12 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Db(#[from] DbStartError),
+    #[error(transparent)]
+    Events(#[from] StreamStartError),
 }
+
+/// How long a stopping service lets the notifier and the mailer finish what they hold.
+const TASK_DRAIN: Duration = Duration::from_secs(10);
 
 /// Connects to the service's database and applies its migrations.
 pub async fn open_db(config: &DbConfig) -> Result<Db, DbStartError> {
@@ -50,15 +62,42 @@ pub struct Application {
     router: Router,
     state: AppState,
     config: Config,
+    events: Option<EventStream>,
+    mailer: Mailer,
+    mail_bell: Arc<tokio::sync::Notify>,
 }
 
 impl Application {
     /// Checks the token settings, connects to and migrates the database, starts the bcrypt
-    /// pool and binds the listener.
+    /// pool and binds the listener; opens the event stream of `config.notifications.events`
+    /// when there is one.
     pub async fn build(config: Config, kv: Kv) -> Result<Self, StartupError> {
+        let events = match &config.notifications.events {
+            Some(stream) => Some(EventStream::open(stream.clone()).await?),
+            None => None,
+        };
+        Self::assemble(config, kv, events).await
+    }
+
+    /// [`Application::build`] consuming `events`, a stream opened elsewhere: in the
+    /// one-process mode, the same [`EventStream`] book-service publishes to (a clone).
+    pub async fn build_with_events(
+        config: Config,
+        kv: Kv,
+        events: EventStream,
+    ) -> Result<Self, StartupError> {
+        Self::assemble(config, kv, Some(events)).await
+    }
+
+    async fn assemble(
+        config: Config,
+        kv: Kv,
+        events: Option<EventStream>,
+    ) -> Result<Self, StartupError> {
         let tokens = Arc::new(TokenIssuer::new(
             config.tokens.clone(),
             config.ed_key.clone(),
+            &config.extra_jwks,
         )?);
         let db = open_db(&config.db).await?;
         let bcrypt = config.bcrypt;
@@ -75,7 +114,17 @@ impl Application {
             .map_err(|e| pool_error(&e))?
             .map_err(|e| pool_error(&e))?;
         let sessions = Sessions::new(kv.clone());
+        let mail_bell = Arc::new(tokio::sync::Notify::new());
+        let mailer = Mailer::new(
+            db.clone(),
+            config.notifications.mail.clone(),
+            mail_bell.clone(),
+        )?;
         let state = AppState {
+            live: LiveHub::new(events.clone()),
+            keep_alive: config.notifications.keep_alive,
+            session_check: config.notifications.session_check,
+            secure_cookies: config.secure_cookies,
             auth: Authenticator::new(tokens.verifier(), sessions.clone()),
             login_throttle: LoginThrottle::new(
                 kv.clone(),
@@ -97,6 +146,7 @@ impl Application {
             algorithm = ?config.tokens.algorithm,
             bcrypt_cost = bcrypt.cost,
             bcrypt_threads = bcrypt.threads,
+            events = events.as_ref().map_or("none", EventStream::backend_name),
             "user-service ready"
         );
         Ok(Self {
@@ -104,6 +154,9 @@ impl Application {
             listener,
             state,
             config,
+            events,
+            mailer,
+            mail_bell,
         })
     }
 
@@ -118,7 +171,10 @@ impl Application {
     }
 
     /// Serves until `shutdown`, carrying out pending session revocations meanwhile
-    /// ([`crate::revocations`]); lets in-flight requests finish for `server.drain`, then
+    /// ([`crate::revocations`]), consuming events into notifications ([`crate::notifier`],
+    /// when a stream is attached), mailing them ([`crate::mailer`]) and feeding the live
+    /// streams ([`crate::live`]); at shutdown ends the live streams, lets in-flight requests
+    /// finish for `server.drain` and the notifier and mailer settle what they hold, then
     /// closes the database pool.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
         let revoker = tokio::spawn(crate::revocations::run(
@@ -127,13 +183,42 @@ impl Application {
             self.config.revocation_poll,
             shutdown.clone(),
         ));
+        let mut workers = tokio::task::JoinSet::new();
+        workers.spawn(
+            self.state
+                .live
+                .clone()
+                .run(self.state.sessions.clone(), shutdown.clone()),
+        );
+        workers.spawn(self.mailer.run(shutdown.clone()));
+        if let (Some(events), Some(name)) = (&self.events, &self.config.notifications.consumer) {
+            let notifier = Notifier {
+                db: self.state.db.clone(),
+                live: self.state.live.clone(),
+                mail_bell: self.mail_bell.clone(),
+            };
+            workers.spawn(events.consumer(name).run(notifier, shutdown.clone()));
+        }
+        let live = self.state.live.clone();
+        let stopping = async move {
+            shutdown.wait().await;
+            // Open streams end now, or the server could not drain.
+            live.close();
+        };
         let result = serve(
             self.listener,
             self.router,
-            shutdown.wait(),
+            stopping,
             self.config.server.drain,
         )
         .await;
+        let drained = tokio::time::timeout(TASK_DRAIN, async {
+            while workers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("notifier or mailer still busy after the drain period; stopping them");
+        }
         // It has stopped at the same signal, unless serving failed without one: stop it before
         // the pool closes. Cut short, its batch rolls back and stays pending.
         revoker.abort();

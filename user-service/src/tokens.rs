@@ -83,6 +83,37 @@ impl EdKey {
     }
 }
 
+/// Reads `JWT_EXTRA_JWKS_FILE`: a JWKS document of Ed25519 public keys, each with its `kid`
+/// (as `/.well-known/jwks.json` publishes them, so saving that document before a rotation
+/// gives the file). A private part (`d`) is refused: the file is published as it is.
+pub fn read_extra_jwks(path: &Path) -> Result<JwkSet, ConfigError> {
+    let fail = |message: String| {
+        ConfigError::new(
+            "JWT_EXTRA_JWKS_FILE",
+            format!("{}: {message}", path.display()),
+        )
+    };
+    let text = std::fs::read(path).map_err(|e| fail(format!("cannot read it ({e})")))?;
+    let raw: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| fail(format!("not JSON ({e})")))?;
+    let private = raw["keys"]
+        .as_array()
+        .is_some_and(|keys| keys.iter().any(|k| k.get("d").is_some()));
+    if private {
+        return Err(fail(
+            "holds a private key (`d`); publish public keys only".into(),
+        ));
+    }
+    let set: JwkSet = serde_json::from_value(raw).map_err(|e| fail(format!("not a JWKS ({e})")))?;
+    for key in &set.keys {
+        if key.common.key_id.is_none() {
+            return Err(fail("every key needs its `kid`".into()));
+        }
+        DecodingKey::from_jwk(key).map_err(|e| fail(format!("unusable key ({e})")))?;
+    }
+    Ok(set)
+}
+
 /// Mints access tokens and holds the matching verifier and JWKS.
 pub struct TokenIssuer {
     settings: TokenSettings,
@@ -93,8 +124,14 @@ pub struct TokenIssuer {
 }
 
 impl TokenIssuer {
-    /// An issuer for `settings`: HMAC with its secret, or EdDSA with `ed_key`.
-    pub fn new(settings: TokenSettings, ed_key: Option<EdKey>) -> Result<Self, ConfigError> {
+    /// An issuer for `settings`: HMAC with its secret (and any previous one, verified only),
+    /// or EdDSA with `ed_key`, publishing `extra` public keys beside it (verified, never used
+    /// to sign).
+    pub fn new(
+        settings: TokenSettings,
+        ed_key: Option<EdKey>,
+        extra: &JwkSet,
+    ) -> Result<Self, ConfigError> {
         let (header, key, jwks, verifier) = match settings.algorithm {
             Algorithm::EdDSA => {
                 let ed = ed_key.ok_or_else(|| {
@@ -102,9 +139,15 @@ impl TokenIssuer {
                 })?;
                 let mut header = Header::new(Algorithm::EdDSA);
                 header.kid = Some(ed.kid.clone());
-                let jwks = JwkSet {
-                    keys: vec![ed.public.clone()],
-                };
+                let mut keys = vec![ed.public.clone()];
+                keys.extend(
+                    extra
+                        .keys
+                        .iter()
+                        .filter(|k| k.common.key_id != ed.public.common.key_id)
+                        .cloned(),
+                );
+                let jwks = JwkSet { keys };
                 let verifier = settings
                     .jwks_verifier(jwks.clone())
                     .map_err(|e| ConfigError::new("JWT_PRIVATE_KEY_FILE", e))?;

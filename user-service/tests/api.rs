@@ -1,6 +1,9 @@
 //! user-service driven over HTTP, the way app-service and clients use it: the real service on
 //! port 0, against SQLite and the in-process store always, and against PostgreSQL and Redis
-//! when `TEST_DATABASE_URL` / `TEST_REDIS_URL` are set.
+//! when `TEST_DATABASE_URL` / `TEST_REDIS_URL` are set. Readers' notifications, with
+//! book-service and the event stream, are in [`notifications`].
+
+mod notifications;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -553,7 +556,7 @@ async fn login_with_json_and_with_the_oauth2_form() {
         let me = app.me(&form.token()).await;
         assert_eq!(
             me.body,
-            json!({"id": id, "username": "Alice", "email": "alice@example.com"})
+            json!({"id": id, "username": "Alice", "email": "alice@example.com", "role": "user"})
         );
 
         let no_grant = app
@@ -797,7 +800,7 @@ async fn me_and_logout_end_only_that_session() {
         assert_eq!(me.status, StatusCode::OK, "{name}");
         assert_eq!(
             me.body,
-            json!({"id": id, "username": "alice", "email": "alice@example.com"})
+            json!({"id": id, "username": "alice", "email": "alice@example.com", "role": "user"})
         );
         assert_eq!(
             app.get("/auth/me/", Some(&first)).await.status,
@@ -950,6 +953,126 @@ fn generate_ed25519_pem(dir: &Path) -> std::path::PathBuf {
     )
     .unwrap();
     path
+}
+
+/// Rotating an HMAC secret logs nobody out: with the old secret as `SECRET_KEY_PREVIOUS`, a
+/// live session's token stays accepted while new tokens are signed with the new secret only;
+/// once the previous secret is dropped (its tokens expired), only new tokens pass.
+#[tokio::test]
+async fn rotating_the_hmac_secret_keeps_live_sessions_and_signs_with_the_new_one() {
+    const NEXT: &str = "the-next-signing-secret-0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases(dir.path(), "rotate_hs").await {
+        let name = case.name();
+        let before = TestApp::spawn(case.config(), case.kv.clone()).await;
+        before
+            .register("alice", "alice@example.com", PASSWORD)
+            .await;
+        let old = before.login("alice", PASSWORD).await.token();
+        before.stop().await;
+
+        let mut config = case.config();
+        config.tokens.previous_secret = config.tokens.secret.take();
+        config.tokens.secret = Some(common::config::Secret::new(NEXT));
+        let during = TestApp::spawn(config.clone(), case.kv.clone()).await;
+        assert_eq!(during.me(&old).await.status, StatusCode::OK, "{name}");
+        let new = during.login("alice", PASSWORD).await.token();
+        let mut only_new = config.tokens.clone();
+        only_new.previous_secret = None;
+        assert!(
+            only_new.hmac_verifier().unwrap().verify(&new).is_ok(),
+            "{name}"
+        );
+        let mut only_old = config.tokens.clone();
+        only_old.secret = only_old.previous_secret.take();
+        assert!(
+            only_old.hmac_verifier().unwrap().verify(&new).is_err(),
+            "{name}"
+        );
+        during.stop().await;
+
+        config.tokens.previous_secret = None;
+        let after = TestApp::spawn(config, case.kv.clone()).await;
+        assert_eq!(
+            after.me(&old).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{name}"
+        );
+        assert_eq!(after.me(&new).await.status, StatusCode::OK, "{name}");
+        after.stop().await;
+    }
+}
+
+/// Rotating the Ed25519 key logs nobody out: the JWKS saved before the rotation, given as
+/// `JWT_EXTRA_JWKS_FILE`, keeps the previous public key published (and accepted) beside the
+/// new one, which signs every new token; dropping it later ends only the old tokens.
+#[tokio::test]
+async fn rotating_the_ed25519_key_keeps_live_sessions_while_the_previous_key_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old_dir, new_dir) = (dir.path().join("old"), dir.path().join("new"));
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::create_dir_all(&new_dir).unwrap();
+    let old_key = EdKey::from_file(&generate_ed25519_pem(&old_dir)).unwrap();
+    let new_key = EdKey::from_file(&generate_ed25519_pem(&new_dir)).unwrap();
+    for case in cases(dir.path(), "rotate_ed").await {
+        let name = case.name();
+        let mut config = case.config();
+        config.tokens.algorithm = Algorithm::EdDSA;
+        config.tokens.secret = None;
+        config.ed_key = Some(old_key.clone());
+        let before = TestApp::spawn(config.clone(), case.kv.clone()).await;
+        before
+            .register("alice", "alice@example.com", PASSWORD)
+            .await;
+        let old = before.login("alice", PASSWORD).await.token();
+        let saved = dir.path().join(format!("previous-{}.json", case.db.name()));
+        let published = before.get("/.well-known/jwks.json", None).await.body;
+        std::fs::write(&saved, published.to_string()).unwrap();
+        before.stop().await;
+
+        config.ed_key = Some(new_key.clone());
+        config.extra_jwks = user_service::tokens::read_extra_jwks(&saved).unwrap();
+        let during = TestApp::spawn(config.clone(), case.kv.clone()).await;
+        assert_eq!(during.me(&old).await.status, StatusCode::OK, "{name}");
+        let new = during.login("alice", PASSWORD).await.token();
+        let kid = jsonwebtoken::decode_header(&new).unwrap().kid;
+        assert_eq!(kid.as_deref(), Some(new_key.kid()), "{name}");
+        let jwks = during.get("/.well-known/jwks.json", None).await.body;
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, [new_key.kid(), old_key.kid()], "{name}");
+        // A verifier holding the published set (the gateway, after its refresh) takes both.
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).unwrap();
+        let verifier = config.tokens.jwks_verifier(set).unwrap();
+        assert!(
+            verifier.verify(&old).is_ok() && verifier.verify(&new).is_ok(),
+            "{name}"
+        );
+        during.stop().await;
+
+        config.extra_jwks = jsonwebtoken::jwk::JwkSet::default();
+        let after = TestApp::spawn(config, case.kv.clone()).await;
+        assert_eq!(
+            after.me(&old).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{name}"
+        );
+        assert_eq!(after.me(&new).await.status, StatusCode::OK, "{name}");
+        after.stop().await;
+    }
+    // The file is published as it is: a private key in it is refused at start-up.
+    let leaked = dir.path().join("leaked.json");
+    std::fs::write(
+        &leaked,
+        r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AA","d":"AA","kid":"k"}]}"#,
+    )
+    .unwrap();
+    let refused = user_service::tokens::read_extra_jwks(&leaked).unwrap_err();
+    assert!(refused.to_string().contains("private"), "{refused}");
 }
 
 #[tokio::test]
@@ -2058,7 +2181,7 @@ async fn a_role_sent_to_register_is_ignored() {
             )
             .await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-        assert!(created.body.get("role").is_none());
+        assert_eq!(created.body["role"], "user", "{}", created.body);
         let token = app.login("mallory", PASSWORD).await.token();
         assert_eq!(app.claims(&token).role, "user", "{}", case.name());
         assert_eq!(

@@ -49,6 +49,7 @@ pub async fn register(
             id: user.id,
             username: user.username,
             email: user.email,
+            role: user.role.as_str().to_owned(),
         }),
     ))
 }
@@ -73,12 +74,13 @@ pub async fn token(
     Ok(token_response(session))
 }
 
-/// `GET /auth/me`: the account of the session, from the key-value store only.
+/// `GET /auth/me`: the account of the session (with its role), from the key-value store only.
 pub async fn me(caller: Caller) -> Response {
     let mut resp = Json(UserResponse {
         id: caller.user_id,
         username: caller.username,
         email: caller.email,
+        role: caller.role.as_str().to_owned(),
     })
     .into_response();
     no_store(resp.headers_mut());
@@ -91,6 +93,7 @@ pub async fn logout(
     caller: Caller,
 ) -> Result<Json<MessageResponse>, ApiError> {
     state.sessions.revoke(&caller.session_id).await?;
+    state.live.sessions_changed(caller.user_id);
     tracing::info!(user_id = caller.user_id, "logged out");
     Ok(Json(MessageResponse::new("Logged out")))
 }
@@ -102,6 +105,7 @@ pub async fn logout_all(
     caller: Caller,
 ) -> Result<Json<MessageResponse>, ApiError> {
     let ended = state.sessions.end_all_for_user(caller.user_id).await?;
+    state.live.sessions_changed(caller.user_id);
     tracing::info!(user_id = caller.user_id, ended, "logged out everywhere");
     Ok(Json(MessageResponse::new(format!(
         "Logged out of {ended} session{}",

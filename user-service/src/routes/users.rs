@@ -7,11 +7,10 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use common::auth::Role;
-use service_kit::error::FieldError;
-use service_kit::extract::{parse_form, BodyRejection, ValidJson, Validate};
+use service_kit::extract::ValidJson;
 use service_kit::Caller;
 
-use super::no_store;
+use super::{no_store, parse_query, path_id};
 use crate::error::ApiError;
 use crate::revocations;
 use crate::state::AppState;
@@ -26,7 +25,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Librarian)?;
-    let query = parse_query(query.as_deref().unwrap_or_default())?;
+    let query = parse_query::<UserListQuery>(query.as_deref().unwrap_or_default())?;
     let limit = query.limit();
     let accounts = store::users::list(&state.db, query.cursor, limit).await?;
     let next = match accounts.last() {
@@ -56,7 +55,7 @@ pub async fn change_role(
     ValidJson(body): ValidJson<RoleChange>,
 ) -> Result<Json<UserSummary>, ApiError> {
     caller.require(Role::Admin)?;
-    let id = user_id(&id)?;
+    let id = path_id(&id)?;
     // The body's check admits only grantable roles.
     let role =
         Role::parse(&body.role).ok_or_else(|| ApiError::Internal("unchecked role".into()))?;
@@ -70,6 +69,7 @@ pub async fn change_role(
             if let Err(e) = revocations::carry_out(&state.db, &state.sessions, revocation).await {
                 tracing::warn!(user_id = id, error = %e, "sessions not ended yet; left pending");
             }
+            state.live.sessions_changed(id);
             tracing::info!(user_id = id, by = caller.user_id, role = %role, "role changed");
             account
         }
@@ -88,11 +88,12 @@ pub async fn end_sessions(
     Path(id): Path<String>,
 ) -> Result<Json<SessionsEnded>, ApiError> {
     caller.require(Role::Admin)?;
-    let id = user_id(&id)?;
+    let id = path_id(&id)?;
     if store::users::account(&state.db, id).await?.is_none() {
         return Err(ApiError::UserNotFound);
     }
     let ended = state.sessions.end_all_for_user(id).await?;
+    state.live.sessions_changed(id);
     tracing::info!(
         user_id = id,
         by = caller.user_id,
@@ -113,32 +114,4 @@ fn summary(account: Account) -> UserSummary {
         role: account.role.as_str().to_owned(),
         created_at: account.created_at,
     }
-}
-
-/// The `{id}` of a path, answered like FastAPI when it is not an integer.
-fn user_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::Invalid(vec![FieldError::path(
-            "id",
-            "int_parsing",
-            "Input should be a valid integer, unable to parse string as an integer",
-        )])
-    })
-}
-
-/// Parses and checks the query string; errors are located in `query`, not `body`.
-fn parse_query(raw: &str) -> Result<UserListQuery, ApiError> {
-    let query =
-        parse_form::<UserListQuery>(raw.as_bytes()).map_err(|rejection| match rejection {
-            BodyRejection::Invalid(mut errors) => {
-                for e in &mut errors {
-                    if let Some(first) = e.loc.first_mut() {
-                        *first = "query".into();
-                    }
-                }
-                ApiError::Invalid(errors)
-            }
-            BodyRejection::Read(_, detail) => ApiError::Internal(detail),
-        })?;
-    query.validate().map_err(ApiError::Invalid)
 }

@@ -1,7 +1,10 @@
 //! Every SQL statement of the service, written once for both backends (PostgreSQL and
 //! SQLite) with `$1` parameters and [`service_kit::with_db`]: [`users`] holds the accounts,
-//! [`revocations`] the pending requests to end a user's sessions.
+//! [`revocations`] the pending requests to end a user's sessions, [`notifications`] what
+//! readers were told and [`mail`] the e-mails of those notices still to send.
 
+pub mod mail;
+pub mod notifications;
 pub mod revocations;
 pub mod users;
 

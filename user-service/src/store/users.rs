@@ -5,6 +5,8 @@
 //! `lower(username)` and `lower(email)` serve the lookups and enforce case-insensitive
 //! uniqueness, even between two registrations racing each other.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use common::auth::Role;
 use service_kit::db::{is_unique_violation, now, Db};
@@ -239,6 +241,33 @@ pub async fn account(db: &Db, id: i64) -> Result<Option<Account>, StoreError> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE id = $1");
     let row = with_db!(db, pool => sqlx::query_as::<_, AccountRow>(&sql).bind(id).fetch_optional(pool).await)?;
     Ok(row.map(Account::from))
+}
+
+/// The username and e-mail address of each of `ids` that has an account (whom a notice is
+/// written to, and where it is mailed).
+#[tracing::instrument(skip_all, fields(count = ids.len()))]
+pub async fn recipients(
+    db: &Db,
+    ids: &[i64],
+) -> Result<HashMap<i64, (String, String)>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i64, String, String)> = with_db!(db, pool => {
+        let mut query = sqlx::QueryBuilder::new(
+            "SELECT CAST(id AS BIGINT), COALESCE(username, ''), email FROM users WHERE id IN (",
+        );
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        query.push(")");
+        query.build_query_as().fetch_all(pool).await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(id, username, email)| (id, (username, email)))
+        .collect())
 }
 
 /// Up to `limit` accounts with an id above `after` (all when `None`), by id: a keyset page.
