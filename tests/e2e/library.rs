@@ -274,6 +274,112 @@ async fn user_borrowings_answer_the_callers_loans_in_the_original_shape() {
     }
 }
 
+/// The next `notification` event of a server-sent event stream, within `within`.
+async fn next_notification(
+    stream: &mut reqwest::Response,
+    buffer: &mut String,
+    within: Duration,
+) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            if block.lines().any(|l| l == "event: notification") {
+                let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+                return serde_json::from_str(data).ok();
+            }
+        }
+        match tokio::time::timeout_at(deadline, stream.chunk()).await {
+            Ok(Ok(Some(bytes))) => buffer.push_str(&String::from_utf8_lossy(&bytes)),
+            _ => return None,
+        }
+    }
+}
+
+/// A return with readers waiting tells the first holder only — live on the stream they hold
+/// open through the gateway, in their list, and by e-mail to their address — on both backend
+/// sets (the external one carries the events on JetStream).
+#[tokio::test]
+async fn a_return_tells_only_the_first_holder_live_in_the_list_and_by_mail() {
+    for backend in backends() {
+        let s = start(backend, "notify", |_| {}).await;
+        let librarian = with_role(&s, "libby", "librarian").await;
+        let a = reader(&s, "reader_a").await;
+        let b = reader(&s, "reader_b").await;
+        let c = reader(&s, "reader_c").await;
+        let book = add_title(&s, &librarian, "Germinal", "978207036002", 1).await;
+        let (status, loan) = post(&s, &a, "/loans/", json!({"book_id": book})).await;
+        assert_eq!(status, 201, "{backend:?}: {loan}");
+        for holder in [&b, &c] {
+            let (status, hold) = post(&s, holder, "/holds/", json!({"book_id": book})).await;
+            assert_eq!(status, 201, "{backend:?}: {hold}");
+        }
+        let open = |who: &Reader| {
+            s.http
+                .get(format!("{}/notifications/stream", s.url))
+                .bearer_auth(&who.token)
+                .send()
+        };
+        let (mut b_stream, mut c_stream) = (open(&b).await.unwrap(), open(&c).await.unwrap());
+        for stream in [&b_stream, &c_stream] {
+            assert_eq!(stream.status(), 200, "{backend:?}");
+            assert_eq!(stream.headers()["content-type"], "text/event-stream");
+        }
+        let (mut b_buffer, mut c_buffer) = (String::new(), String::new());
+
+        let loan_id = loan["id"].as_i64().unwrap();
+        let (status, _) = post(&s, &a, &format!("/loans/{loan_id}/return"), json!({})).await;
+        assert_eq!(status, 200, "{backend:?}");
+        let live = next_notification(&mut b_stream, &mut b_buffer, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("{backend:?}: B is told on the stream"));
+        assert_eq!(live["kind"], "hold_ready", "{backend:?}: {live}");
+        assert_eq!(live["book_id"], book, "{backend:?}: {live}");
+        assert!(
+            next_notification(&mut c_stream, &mut c_buffer, Duration::from_millis(500))
+                .await
+                .is_none(),
+            "{backend:?}: C still waits and hears nothing"
+        );
+        let (status, list) = get(&s, &b, "/notifications/").await;
+        assert_eq!((status, list), (200, json!([live.clone()])), "{backend:?}");
+        assert_eq!(
+            get(&s, &c, "/notifications/").await,
+            (200, json!([])),
+            "{backend:?}"
+        );
+        assert_eq!(
+            get(&s, &a, "/notifications/").await,
+            (200, json!([])),
+            "{backend:?}"
+        );
+
+        // One e-mail, to B's address (the mail folder of this test's user-service).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mails = loop {
+            let mails: Vec<String> = std::fs::read_dir(&s.mail_dir)
+                .map(|dir| {
+                    dir.filter_map(Result::ok)
+                        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !mails.is_empty() || Instant::now() > deadline {
+                break mails;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(mails.len(), 1, "{backend:?}: {mails:?}");
+        assert!(
+            mails[0].contains(&format!("{}@example.com", b.name)) && mails[0].contains("Germinal"),
+            "{backend:?}: {}",
+            mails[0]
+        );
+        drop((b_stream, c_stream));
+        s.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn each_role_is_refused_what_it_may_not_do() {
     for backend in backends() {

@@ -127,6 +127,9 @@ pub struct TestStack {
     pub bus: BusConfig,
     dbs: Vec<TestDb>,
     _topology: Option<Topology>,
+    _streams: Option<events::testing::TestStreams>,
+    /// Where user-service writes the notification e-mails (`notification-<id>.eml`).
+    pub mail_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -182,12 +185,21 @@ pub async fn start(
 
     let mut user = user_service::config::Config::for_tests(user_db.config(), SECRET);
     user.tokens = token_settings();
+    let mail_dir = dir.path().join("mail");
+    user.notifications.mail = user_service::config::MailConfig::folder(&mail_dir);
     let mut scraper =
         scraper_service::config::Config::for_tests(scraper_db.config(), token_settings());
     scraper.fetcher = scraper_service::config::FetcherChoice::Http;
     let app = app_service::config::Config::new("http://unused", "http://unused", token_settings());
-    // Events stay in process on both backends: NATS is not what these tests drive.
-    let events = StreamConfig::local(&dir.path().join("events"));
+    // Events on JetStream with the external backend (streams of this test's own, deleted
+    // afterwards), else on the in-process stream; mail always to a folder of the test's own.
+    let (events, streams) = match (backend, events::testing::nats_url()) {
+        (Backend::External, Some(url)) => {
+            let streams = events::testing::TestStreams::new(&url, label);
+            (streams.config.clone(), Some(streams))
+        }
+        _ => (StreamConfig::local(&dir.path().join("events")), None),
+    };
     let mut book = book_service::config::Config::for_tests(
         book_db.config(),
         SECRET,
@@ -233,6 +245,8 @@ pub async fn start(
         bus,
         dbs: vec![user_db, scraper_db, book_db],
         _topology: topology,
+        _streams: streams,
+        mail_dir,
         _dir: dir,
     };
     ts.wait_ready().await;
