@@ -77,7 +77,9 @@ fn add_shared(operation: &mut Operation) {
     ] {
         if let Some(RefOr::T(response)) = responses.get_mut(status) {
             let schema = if name == "Retry-After" {
-                ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1))
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
             } else {
                 ObjectBuilder::new().schema_type(Type::String)
             };

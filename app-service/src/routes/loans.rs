@@ -76,7 +76,7 @@ pub async fn give_back(
     s.circulation.send(&caller, kind, key.as_deref()).await
 }
 
-/// Renew a loan (the borrower): a new due date, unless the renewal limit is reached or
+/// Renew a loan (the borrower, or a librarian on their behalf): a new due date, unless the renewal limit is reached or
 /// another reader waits for the title.
 #[utoipa::path(post, path = "/loans/{id}/renew", tag = "library",
     security(("oauth2" = [])),

@@ -490,6 +490,8 @@ pub fn page_size(limit: Option<u32>) -> Result<u32, FieldError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"book_id": 7}))]
 pub struct LoanCreate {
+    /// The title (`id` of a `Book`).
+    #[schema(minimum = 1)]
     pub book_id: i64,
 }
 
@@ -503,6 +505,8 @@ impl Check for LoanCreate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"book_id": 7}))]
 pub struct HoldCreate {
+    /// The title (`id` of a `Book`).
+    #[schema(minimum = 1)]
     pub book_id: i64,
 }
 

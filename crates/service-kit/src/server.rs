@@ -111,6 +111,9 @@ impl CommonLayers {
         router
             .fallback(crate::error::not_found)
             .method_not_allowed_fallback(crate::error::method_not_allowed)
+            // Inside the limit: every body is read whole before the handler runs, so that an
+            // early answer never leaves a pooled connection half-read.
+            .layer(middleware::from_fn(crate::extract::read_body_first))
             .layer(DefaultBodyLimit::max(limits.max_body_bytes))
             .layer(middleware::from_fn(move |req: Request, next: Next| {
                 request_timeout(req, next, timeout)
