@@ -789,6 +789,7 @@ async fn the_openapi_document_lists_every_operation_and_swagger_ui_is_served() {
             "/notifications/{id}/read",
             "/scrape/",
             "/scrape/jobs/{id}",
+            "/user/borrowings/",
             "/users/",
         ]
     );

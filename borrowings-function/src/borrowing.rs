@@ -1,31 +1,11 @@
-//! [`Borrowing`]: what the function answers — the original get-user-borrowings shape — and
-//! how it is made from book-service's loans and titles. No HTTP here.
+//! How a [`Borrowing`] — what the function answers, the original get-user-borrowings shape,
+//! defined with the rest of the public contract in `api::library` — is made from
+//! book-service's loans and titles. No HTTP here.
 
 use std::collections::HashMap;
 
+pub use api::library::Borrowing;
 use api::library::{Book, Loan};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
-/// One title a reader has borrowed and not yet returned.
-///
-/// The original function answered these six fields from its SQL join; they keep their names.
-/// Its dates were `DateTime` columns written with `isoformat()`; here they are RFC 3339
-/// date-times in UTC (`2026-03-01T10:00:00Z`), the platform's one timestamp format: still
-/// ISO 8601 for the original's clients, and with an explicit offset, so a due time near
-/// midnight is not a day off in another time zone (a bare date would be).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Borrowing {
-    pub book_id: i64,
-    pub title: String,
-    pub author: String,
-    /// ISBN-13, digits only.
-    pub isbn: String,
-    /// When the copy was lent.
-    pub borrowed_on: DateTime<Utc>,
-    /// When it is due back (moved on by each renewal).
-    pub return_by: DateTime<Utc>,
-}
 
 /// A loan whose title was not among those looked up.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +40,7 @@ pub fn from_loans(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
 
     fn loan(id: i64, book_id: i64, returned: bool) -> Loan {
         let at = DateTime::parse_from_rfc3339("2026-03-01T10:00:00Z")

@@ -1,23 +1,23 @@
 //! The OpenAPI document of the public API and the Swagger UI that presents it.
 //!
 //! Operations served through app-service are documented on their handlers (`routes/`), with
-//! the bodies of `crates/api`; `/books/*`, which the gateway sends to book-service directly,
-//! in [`catalogue`]. (`/user/borrowings/`, served by the borrowings function, is not in this
-//! document yet.)
+//! the bodies of `crates/api`; those the gateway routes past app-service — `/books/*` to
+//! book-service, `/user/borrowings/` to the borrowings function — in [`direct`].
 
 mod answers;
-mod catalogue;
+mod direct;
 mod session;
 
-use api::library::{Book, BookCreate, BookPatch, CopiesAdd, Refusal};
+use api::library::{
+    Book, BookCreate, BookPatch, Borrowing, CopiesAdd, InvalidOrKeyReused, Refusal,
+};
 use api::notifications::Notification;
-use api::ValidationBody;
 use utoipa::openapi::security::{Flow, OAuth2, Password, Scopes, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use self::answers::Answers;
-use self::catalogue::Catalogue;
+use self::direct::DirectRoutes;
 use self::session::Session;
 use crate::routes::{admin, auth, companies, holds, loans, notifications, scrape, users};
 
@@ -38,9 +38,9 @@ use crate::routes::{admin, auth, companies, holds, loans, notifications, scrape,
         holds::place, holds::list, holds::cancel,
         notifications::list, notifications::read, notifications::stream,
     ),
-    components(schemas(Refusal, InvalidOrKeyReused, Book, BookCreate, BookPatch, CopiesAdd, Notification)),
+    components(schemas(Refusal, InvalidOrKeyReused, Book, BookCreate, BookPatch, Borrowing, CopiesAdd, Notification)),
     // `Answers` last: it completes every operation the others added.
-    modifiers(&OAuth2PasswordFlow, &Catalogue, &Session, &Answers),
+    modifiers(&OAuth2PasswordFlow, &DirectRoutes, &Session, &Answers),
     tags(
         (name = "auth", description = "Registration, login, sessions"),
         (name = "users", description = "Accounts and roles, for librarians and admins"),
@@ -52,16 +52,6 @@ use crate::routes::{admin, auth, companies, holds, loans, notifications, scrape,
     )
 )]
 pub struct ApiDoc;
-
-/// The two bodies of a 422 from a circulation request: invalid input (FastAPI's list of
-/// fields), or an `Idempotency-Key` sent before with a different request (a refusal with
-/// reason `idempotency_key_reused`). Documentation only: each is answered as itself.
-#[derive(ToSchema)]
-#[serde(untagged)]
-pub enum InvalidOrKeyReused {
-    Invalid(ValidationBody),
-    KeyReused(Refusal),
-}
 
 /// Declares the OAuth2 password flow at `/auth/token`, which Swagger UI's Authorize uses.
 struct OAuth2PasswordFlow;

@@ -2,7 +2,7 @@
 //! caller ([`crate::circulation`]); the list is relayed to book-service, which checks the
 //! caller itself.
 
-use api::library::{Hold, HoldCreate, HoldSearch, Refusal};
+use api::library::{Hold, HoldCreate, HoldSearch, InvalidOrKeyReused, Refusal};
 use api::{ErrorBody, ValidationBody};
 use axum::extract::State;
 use axum::response::Response;
@@ -12,7 +12,6 @@ use service_kit::Caller;
 
 use super::{Id, IdempotencyKey};
 use crate::error::ApiError;
-use crate::openapi::InvalidOrKeyReused;
 use crate::state::AppState;
 use crate::upstream::Incoming;
 

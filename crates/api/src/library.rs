@@ -546,6 +546,37 @@ pub struct Loan {
     pub overdue: bool,
 }
 
+/// `GET /user/borrowings/` (the borrowings function): one title a reader has borrowed and
+/// not yet returned, in the original get-user-borrowings shape.
+///
+/// The original function answered these six fields from its SQL join; they keep their names.
+/// Its dates were written with `isoformat()`; here they are RFC 3339 date-times in UTC, the
+/// platform's one timestamp format: still ISO 8601 for the original's clients, and with an
+/// explicit offset, so a due time near midnight is not a day off in another time zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"book_id": 7, "title": "Germinal", "author": "Émile Zola", "isbn": "9782070360024", "borrowed_on": "2026-03-01T10:00:00Z", "return_by": "2026-03-15T10:00:00Z"}))]
+pub struct Borrowing {
+    pub book_id: i64,
+    pub title: String,
+    pub author: String,
+    /// ISBN-13, digits only.
+    pub isbn: String,
+    /// When the copy was lent.
+    pub borrowed_on: DateTime<Utc>,
+    /// When it is due back (moved on by each renewal).
+    pub return_by: DateTime<Utc>,
+}
+
+/// The two bodies of a 422 from a circulation request: invalid input (FastAPI's list of
+/// fields), or an `Idempotency-Key` sent before with a different request (a refusal with
+/// reason `idempotency_key_reused`). Documentation only: each is answered as itself.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum InvalidOrKeyReused {
+    Invalid(crate::ValidationBody),
+    KeyReused(Refusal),
+}
+
 /// Where a hold stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -1,7 +1,8 @@
-//! `/books/*` in the one OpenAPI document. The gateway sends these requests to book-service
-//! directly (its primary instances, or the backup), so there are no app-service handlers to
-//! annotate; the operations are described here, with the bodies of `api::library`, so that
-//! `/docs` covers the whole public API.
+//! The operations the gateway routes past app-service, in the one OpenAPI document:
+//! `/books/*` to book-service (its primary instances, or the backup) and `/user/borrowings/`
+//! to the borrowings function. There are no app-service handlers to annotate, so they are
+//! described here, with the bodies of `api::library`, so that `/docs` covers the whole public
+//! API.
 
 use api::library::{BookSearch, MAX_COPIES_PER_REQUEST};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
@@ -11,10 +12,10 @@ use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder, Schema};
 use utoipa::{IntoParams, Modify};
 
-/// Adds the catalogue's operations to the document.
-pub struct Catalogue;
+/// Adds the operations routed past app-service to the document.
+pub struct DirectRoutes;
 
-impl Modify for Catalogue {
+impl Modify for DirectRoutes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, method, operation) in operations() {
             openapi
@@ -132,12 +133,60 @@ fn operations() -> Vec<(&'static str, HttpMethod, OperationBuilder)> {
             )
             .response("503", unavailable()),
         ),
+        (
+            "/user/borrowings/",
+            HttpMethod::Get,
+            tagged(
+                "library",
+                "user_borrowings",
+                "Current borrowings (the borrowings function)",
+                "The titles the caller has borrowed and not yet returned, newest first, in the \
+                 original get-user-borrowings shape; `[]` when there are none. A librarian (or \
+                 admin) may name another reader with `user_id`; a reader naming anyone else is \
+                 refused. Served by the get-user-borrowings function (AWS Lambda, or its local \
+                 adapter), which reads book-service's API with the caller's token.",
+            )
+            .parameter(
+                ParameterBuilder::new()
+                    .name("user_id")
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(
+                        "Whose borrowings (librarians only); the caller's by default",
+                    ))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(1)),
+                    ))
+                    .build(),
+            )
+            .response("200", json("The borrowings", array("Borrowing")))
+            .response("401", unauthenticated())
+            .response(
+                "403",
+                error("`user_id` names another reader and the caller is not a librarian"),
+            )
+            .response("422", invalid("`user_id` is not a positive integer"))
+            .response(
+                "502",
+                error("book-service gave an answer the function could not read"),
+            )
+            .response(
+                "503",
+                error("book-service or the session store is unavailable (see Retry-After)"),
+            ),
+        ),
     ]
 }
 
 fn operation(id: &str, summary: &str, description: &str) -> OperationBuilder {
+    tagged("books", id, summary, description)
+}
+
+fn tagged(tag: &str, id: &str, summary: &str, description: &str) -> OperationBuilder {
     OperationBuilder::new()
-        .tag("books")
+        .tag(tag)
         .operation_id(Some(id))
         .summary(Some(summary))
         .description(Some(description))
