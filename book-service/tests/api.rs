@@ -14,6 +14,7 @@ use book_service::clock::{ManualClock, SharedClock};
 use book_service::config::Config;
 use book_service::startup::Application;
 use chrono::Utc;
+use circulation::testing::{amqp_url, TestTopology};
 use circulation::{Bus, BusConfig, BusError, Client, Command, CommandKind, Outcome};
 use common::auth::{Claims, Role, SessionData, Sessions};
 use common::kv::Kv;
@@ -34,67 +35,13 @@ const BUS_SECRET: &str = "book-service-tests-circulation-secret-0123456789";
 // Backends
 // ---------------------------------------------------------------------------------------
 
-/// `TEST_AMQP_URL`, when set; with `REQUIRE_EXTERNAL_BACKENDS=1` its absence fails the test.
-fn amqp_url() -> Option<String> {
-    let url = common::config::var("TEST_AMQP_URL");
-    let required =
-        common::config::var("REQUIRE_EXTERNAL_BACKENDS").is_some_and(|v| v == "1" || v == "true");
-    assert!(
-        url.is_some() || !required,
-        "REQUIRE_EXTERNAL_BACKENDS is set but TEST_AMQP_URL is not: RabbitMQ would go untested"
-    );
-    url
-}
-
-/// Deletes a test's RabbitMQ exchanges and queues when dropped (also after a panic).
-struct Topology {
-    url: String,
-    config: BusConfig,
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        let (url, config) = (self.url.clone(), self.config.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-                let props = lapin::ConnectionProperties::default();
-                let Ok(conn) = lapin::Connection::connect(&url, props).await else {
-                    return;
-                };
-                let Ok(ch) = conn.create_channel().await else {
-                    return;
-                };
-                for q in [config.commands_queue(), config.dead_queue()] {
-                    let _ = ch
-                        .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                        .await;
-                }
-                for x in [config.exchange(), config.dead_letter_exchange()] {
-                    let _ = ch
-                        .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
-                        .await;
-                }
-                let _ = conn.close(200, "bye".into()).await;
-            });
-        })
-        .join();
-    }
-}
-
 /// A database, a key-value store, a bus and an event stream that belong together.
 struct Backend {
     db: TestDb,
     kv: Kv,
     bus: BusConfig,
     events: StreamConfig,
-    _topology: Option<Topology>,
+    _topology: Option<TestTopology>,
     _streams: Option<TestStreams>,
 }
 
@@ -135,7 +82,7 @@ async fn backends(dir: &Path, label: &str) -> Vec<Backend> {
             (TestDb::Postgres(_), Some(url)) => {
                 let prefix = format!("test.{label}.{}", uuid::Uuid::new_v4().simple());
                 let config = BusConfig::amqp(url, BUS_SECRET, &prefix);
-                let topology = Topology {
+                let topology = TestTopology {
                     url: url.clone(),
                     config: config.clone(),
                 };

@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+pub use circulation::testing::amqp_url;
+use circulation::testing::TestTopology;
 use circulation::{Bus, BusConfig, Transport};
 use common::auth::{Claims, TokenSettings};
 use common::config::Secret;
@@ -45,60 +47,6 @@ pub const SECRET: &str = "end-to-end-test-secret-0123456789abcdef";
 /// Signs circulation commands on RabbitMQ.
 const BUS_SECRET: &str = "end-to-end-circulation-secret-0123456789abc";
 
-/// `TEST_AMQP_URL`, when set; with `REQUIRE_EXTERNAL_BACKENDS=1` its absence fails the test.
-pub fn amqp_url() -> Option<String> {
-    let url = common::config::var("TEST_AMQP_URL");
-    let required =
-        common::config::var("REQUIRE_EXTERNAL_BACKENDS").is_some_and(|v| v == "1" || v == "true");
-    assert!(
-        url.is_some() || !required,
-        "REQUIRE_EXTERNAL_BACKENDS is set but TEST_AMQP_URL is not: RabbitMQ would go untested"
-    );
-    url
-}
-
-/// A test's RabbitMQ exchanges and queues, deleted when dropped (also after a panic).
-pub struct Topology {
-    url: String,
-    config: BusConfig,
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        let (url, config) = (self.url.clone(), self.config.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-                let props = lapin::ConnectionProperties::default();
-                let Ok(conn) = lapin::Connection::connect(&url, props).await else {
-                    return;
-                };
-                let Ok(ch) = conn.create_channel().await else {
-                    return;
-                };
-                for q in [config.commands_queue(), config.dead_queue()] {
-                    let _ = ch
-                        .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                        .await;
-                }
-                for x in [config.exchange(), config.dead_letter_exchange()] {
-                    let _ = ch
-                        .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
-                        .await;
-                }
-                let _ = conn.close(200, "bye".into()).await;
-            });
-        })
-        .join();
-    }
-}
-
 pub fn token_settings() -> TokenSettings {
     TokenSettings {
         algorithm: jsonwebtoken::Algorithm::HS256,
@@ -126,7 +74,7 @@ pub struct TestStack {
     /// The circulation bus's configuration (through the proxy, on RabbitMQ).
     pub bus: BusConfig,
     dbs: Vec<TestDb>,
-    _topology: Option<Topology>,
+    _topology: Option<TestTopology>,
     _streams: Option<events::testing::TestStreams>,
     /// Where user-service writes the notification e-mails (`notification-<id>.eml`).
     pub mail_dir: std::path::PathBuf,
@@ -170,7 +118,7 @@ pub async fn start(
         (Backend::External, Some(url)) => {
             let proxy = CuttableProxy::start(test_support::host_port(&url)).await;
             let prefix = format!("test.{label}.{}", uuid::Uuid::new_v4().simple());
-            let topology = Topology {
+            let topology = TestTopology {
                 url: url.clone(),
                 config: BusConfig::amqp(&url, BUS_SECRET, &prefix),
             };

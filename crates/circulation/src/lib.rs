@@ -16,6 +16,8 @@ pub mod config;
 pub mod error;
 mod handler;
 mod local;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod waiters;
 
 pub use bus::{Bus, BusHealth, Client, Consumer};

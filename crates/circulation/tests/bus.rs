@@ -7,16 +7,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use circulation::testing::{amqp_url, TestTopology};
 use circulation::{
     Bus, BusConfig, BusError, Command, CommandKind, Handler, HandlerError, Outcome, Transport,
 };
 use common::auth::Role;
 use common::shutdown::{shutdown_channel, ShutdownTrigger};
 use futures_util::future::join_all;
-use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
-};
+use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::json;
@@ -28,65 +26,11 @@ const SECRET: &str = "circulation-tests-signing-secret-0123456789";
 // Harness
 // ---------------------------------------------------------------------------------------
 
-/// `TEST_AMQP_URL`, when set; with `REQUIRE_EXTERNAL_BACKENDS=1` its absence fails the test
-/// instead of leaving RabbitMQ untested.
-fn amqp_url() -> Option<String> {
-    let url = common::config::var("TEST_AMQP_URL");
-    let required =
-        common::config::var("REQUIRE_EXTERNAL_BACKENDS").is_some_and(|v| v == "1" || v == "true");
-    assert!(
-        url.is_some() || !required,
-        "REQUIRE_EXTERNAL_BACKENDS is set but TEST_AMQP_URL is not: RabbitMQ would go untested"
-    );
-    url
-}
-
-/// Deletes a test's exchanges and queues when dropped, even after a failed assertion.
-struct Topology {
-    url: String,
-    config: BusConfig,
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        let (url, config) = (self.url.clone(), self.config.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let Ok(conn) = Connection::connect(&url, ConnectionProperties::default()).await
-                else {
-                    return;
-                };
-                let Ok(ch) = conn.create_channel().await else {
-                    return;
-                };
-                for q in [config.commands_queue(), config.dead_queue()] {
-                    let _ = ch
-                        .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                        .await;
-                }
-                for x in [config.exchange(), config.dead_letter_exchange()] {
-                    let _ = ch
-                        .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
-                        .await;
-                }
-                let _ = conn.close(200, "bye".into()).await;
-            });
-        })
-        .join();
-    }
-}
-
 /// One transport to test: the in-process queue or RabbitMQ.
 struct Case {
     name: &'static str,
     config: BusConfig,
-    _topology: Option<Topology>,
+    _topology: Option<TestTopology>,
 }
 
 /// The in-process queue in `dir`, and RabbitMQ under a fresh prefix when configured; each
@@ -105,7 +49,7 @@ fn cases(dir: &Path, tune: impl Fn(&mut BusConfig)) -> Vec<Case> {
         tune(&mut config);
         cases.push(Case {
             name: "rabbitmq",
-            _topology: Some(Topology {
+            _topology: Some(TestTopology {
                 url,
                 config: config.clone(),
             }),
@@ -634,7 +578,7 @@ async fn a_broker_outage_is_unavailable_at_once_and_recovers_without_restart() {
     let mut config = BusConfig::amqp(&via(&url, proxy.addr()), SECRET, &prefix);
     config.reconnect_min = Duration::from_millis(50);
     config.reconnect_max = Duration::from_millis(200);
-    let _topology = Topology {
+    let _topology = TestTopology {
         url: url.clone(),
         config: config.clone(),
     };
@@ -722,7 +666,7 @@ async fn commands_are_persistent_and_carry_their_deadline() {
     };
     let prefix = format!("test.{}", uuid::Uuid::new_v4().simple());
     let config = BusConfig::amqp(&url, SECRET, &prefix);
-    let _topology = Topology {
+    let _topology = TestTopology {
         url: url.clone(),
         config: config.clone(),
     };
