@@ -104,22 +104,20 @@ impl TokenVerifier {
             }
             None => ring.unnamed.iter().collect(),
         };
-        let mut outcome = Err(AuthError::Invalid);
+        // A wrong signature may be another accepted key's: try the next one. Anything else
+        // is the token's own fault, whichever key checks it.
+        use jsonwebtoken::errors::ErrorKind;
         for key in candidates {
             match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
                 Ok(data) => return Ok(data.claims),
-                Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::InvalidSignature) => {
-                }
-                Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
+                Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
+                Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
                     return Err(AuthError::Expired)
                 }
-                Err(_) => {
-                    outcome = Err(AuthError::Invalid);
-                    break;
-                }
+                Err(_) => return Err(AuthError::Invalid),
             }
         }
-        outcome
+        Err(AuthError::Invalid)
     }
 }
 
