@@ -61,7 +61,14 @@ pub async fn update(
             StoreError::Other(sqlx::Error::Decode(format!("stored ISBN: {e}").into()))
         })?,
     };
-    titles::update(&mut tx, id, &text_of(title, author, &isbn), clock.now()).await?;
+    titles::update(
+        &mut tx,
+        id,
+        &current,
+        &text_of(title, author, &isbn),
+        clock.now(),
+    )
+    .await?;
     let row = titles::get_in(&mut tx, id).await?;
     tx.commit().await?;
     Ok(row)

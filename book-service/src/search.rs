@@ -66,6 +66,35 @@ pub fn search_text(title: &str, author: &str, isbn: &Isbn) -> String {
     text
 }
 
+/// Fewest characters of a term (and of a query word looked up among the terms): shorter
+/// words match too much to narrow a search, and trigram indexes cannot serve them.
+pub const MIN_TERM_CHARS: usize = 3;
+
+/// Whether a normalised word is a *term*: a word of the catalogue's vocabulary, each listed
+/// with the titles holding it in title order (`store::terms`). Terms are the words of at least
+/// [`MIN_TERM_CHARS`] characters holding something besides digits and `x` — so ISBNs, which
+/// are unique to one title each, stay out of the vocabulary.
+///
+/// A query word that is a term itself can only occur inside words that are terms too, so the
+/// titles listed under the terms containing it are all the titles whose text contains it.
+pub fn is_term(word: &str) -> bool {
+    word.chars().count() >= MIN_TERM_CHARS
+        && word.chars().any(|c| !(c.is_ascii_digit() || c == 'x'))
+}
+
+/// The distinct terms of a search text (see [`is_term`]), sorted: the order in which their
+/// rows are written, so that concurrent writers lock them in one order.
+pub fn terms(search_text: &str) -> Vec<String> {
+    let mut terms: Vec<String> = search_text
+        .split(' ')
+        .filter(|w| is_term(w))
+        .map(str::to_owned)
+        .collect();
+    terms.sort_unstable();
+    terms.dedup();
+    terms
+}
+
 /// The distinct normalised words of a query, at most [`MAX_WORDS`], each at most
 /// [`MAX_WORD_CHARS`] characters.
 pub fn words(query: &str) -> Vec<String> {
@@ -114,6 +143,16 @@ mod tests {
             search_text("L'Assommoir", "Émile Zola", &isbn),
             "l assommoir emile zola 9780804429573 080442957x"
         );
+    }
+
+    #[test]
+    fn terms_are_the_words_that_can_narrow_a_search() {
+        let isbn = Isbn::parse("0-8044-2957-X").unwrap();
+        let text = search_text("Le Rêve, le rêve 1984", "Émile Zola", &isbn);
+        assert_eq!(terms(&text), ["emile", "reve", "zola"]);
+        assert_eq!(terms(&search_text("R2D2 x", "Ab", &isbn)), ["r2d2"]);
+        assert!(is_term("r2d") && is_term("zol"));
+        assert!(!is_term("zo") && !is_term("978207") && !is_term("57x"));
     }
 
     #[test]

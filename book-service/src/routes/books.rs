@@ -14,7 +14,8 @@ use crate::error::ApiError;
 use crate::paging::{parse_title_cursor, title_cursor};
 use crate::search::words;
 use crate::state::AppState;
-use crate::store::titles::{self, BookRow, Search};
+use crate::store::search::{find_titles, Search};
+use crate::store::titles::{self, BookRow};
 
 /// `GET /books/`: titles matching the query, by title; `[]` when none does, and a
 /// `Link: rel="next"` when there may be more.
@@ -29,7 +30,7 @@ pub async fn search(
         return Ok(Json(Vec::<Book>::new()).into_response());
     };
     let limit = filter.limit as usize;
-    let mut rows = titles::search(&state.db, &search).await?;
+    let mut rows = find_titles(&state.db, &search).await?;
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next = rows

@@ -13,6 +13,8 @@ pub mod copies;
 pub mod holds;
 pub mod loans;
 pub mod outbox;
+pub mod search;
+pub mod terms;
 pub mod titles;
 
 use chrono::{DateTime, NaiveDateTime, Utc};

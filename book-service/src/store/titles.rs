@@ -1,17 +1,14 @@
-//! `titles`: the catalogue and its search.
-//!
-//! Search matches each query word anywhere in the normalised text (see `crate::search`):
-//! on PostgreSQL with `LIKE '%word%'` served by the pg_trgm GIN indexes, on SQLite through the
-//! FTS5 trigram index (words of fewer than three characters, which trigrams cannot index, fall
-//! back to `LIKE` on the table). Results are ordered by the normalised title, then id; the
-//! cursor of a page is where the previous one ended.
+//! `titles`: the catalogue, each title listed under its terms as it is written
+//! ([`super::terms`]); searching it is [`super::search`].
 
 use api::library::Book;
 use chrono::{DateTime, Utc};
 use service_kit::db::Db;
 use service_kit::with_db;
 
+use super::terms::{self, TitleTerms};
 use super::{bind_all, stored, Bind, StoreError, Tx};
+use crate::search;
 use crate::with_tx;
 
 /// A title with its circulation figures.
@@ -42,7 +39,7 @@ impl BookRow {
     }
 }
 
-const BOOK_COLUMNS: &str = "t.id, t.title, t.author, t.isbn, t.sort_key, \
+pub(super) const BOOK_COLUMNS: &str = "t.id, t.title, t.author, t.isbn, t.sort_key, \
      (SELECT COUNT(*) FROM copies c WHERE c.title_id = t.id) AS copies_total, \
      (SELECT COUNT(*) FROM copies c WHERE c.title_id = t.id AND c.status = 'available') AS copies_available, \
      (SELECT COUNT(*) FROM holds h WHERE h.title_id = t.id AND h.state = 'waiting') AS holds_waiting";
@@ -56,6 +53,17 @@ pub struct TitleText {
     pub search_text: String,
     pub author_key: String,
     pub sort_key: String,
+}
+
+impl TitleText {
+    /// How title `id` is listed under its terms.
+    fn terms_of(&self, title_id: i64) -> TitleTerms<'_> {
+        TitleTerms {
+            title_id,
+            sort_key: &self.sort_key,
+            terms: search::terms(&self.search_text),
+        }
+    }
 }
 
 /// Adds a title; `Duplicate` when its ISBN is catalogued already.
@@ -73,6 +81,7 @@ pub async fn insert(tx: &mut Tx, text: &TitleText, now: DateTime<Utc>) -> Result
         .bind(stored(now))
         .fetch_one(conn)
         .await)?;
+    terms::add(tx, &[text.terms_of(id)]).await?;
     Ok(id)
 }
 
@@ -118,14 +127,17 @@ pub async fn lock_names(tx: &mut Tx, id: i64) -> Result<Option<(String, String)>
     Ok(with_tx!(tx, conn => sqlx::query_as(&sql).bind(id).fetch_optional(conn).await)?)
 }
 
-/// Rewrites a title's text; `Duplicate` when the new ISBN belongs to another title.
+/// Rewrites a title's text from `before` (as [`lock_text`] read it) to `text`; `Duplicate`
+/// when the new ISBN belongs to another title.
 #[tracing::instrument(skip_all, fields(id))]
 pub async fn update(
     tx: &mut Tx,
     id: i64,
+    before: &TitleText,
     text: &TitleText,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    terms::remove(tx, &before.terms_of(id)).await?;
     let sql =
         "UPDATE titles SET title = $1, author = $2, isbn = $3, search_text = $4, author_key = $5, \
                sort_key = $6, updated_at = $7 WHERE id = $8";
@@ -141,7 +153,7 @@ pub async fn update(
         .execute(conn)
         .await
         .map(|r| r.rows_affected()))?;
-    Ok(())
+    terms::add(tx, &[text.terms_of(id)]).await
 }
 
 /// One title with its figures.
@@ -156,23 +168,6 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<BookRow>, StoreError> {
 pub async fn get_in(tx: &mut Tx, id: i64) -> Result<Option<BookRow>, StoreError> {
     let sql = format!("SELECT {BOOK_COLUMNS} FROM titles t WHERE t.id = $1");
     Ok(with_tx!(tx, conn => sqlx::query_as(&sql).bind(id).fetch_optional(conn).await)?)
-}
-
-/// What to search for, already normalised.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Search {
-    /// Each must occur in the search text.
-    pub words: Vec<String>,
-    /// Each must occur in the author.
-    pub author_words: Vec<String>,
-    /// An exact ISBN-13.
-    pub isbn: Option<String>,
-    /// Only titles with a copy available now.
-    pub available: bool,
-    /// Only titles after this (sort key, id): the cursor.
-    pub after: Option<(String, i64)>,
-    /// At most this many rows.
-    pub limit: i64,
 }
 
 /// Adds many titles at once with one available copy each (bulk imports, benchmarks): one
@@ -216,11 +211,18 @@ pub async fn insert_many(
             base + 6
         ));
     }
-    sql.push_str(" RETURNING id");
-    let ids: Vec<(i64,)> =
+    sql.push_str(" RETURNING id, isbn");
+    let ids: Vec<(i64, String)> =
         with_tx!(tx, conn => bind_all!(sqlx::query_as(&sql), &binds).fetch_all(conn).await)?;
-    let first = ids.iter().map(|(id,)| *id).min().unwrap_or(0);
-    let last = ids.iter().map(|(id,)| *id).max().unwrap_or(0);
+    let id_of: std::collections::HashMap<&str, i64> =
+        ids.iter().map(|(id, isbn)| (isbn.as_str(), *id)).collect();
+    let listed: Vec<TitleTerms<'_>> = texts
+        .iter()
+        .map(|text| text.terms_of(id_of[text.isbn.as_str()]))
+        .collect();
+    terms::add(tx, &listed).await?;
+    let first = ids.iter().map(|(id, _)| *id).min().unwrap_or(0);
+    let last = ids.iter().map(|(id, _)| *id).max().unwrap_or(0);
     with_tx!(tx, conn => sqlx::query(
         "INSERT INTO copies (title_id, status, created_at) \
          SELECT id, 'available', created_at FROM titles WHERE id BETWEEN $1 AND $2",
@@ -233,108 +235,21 @@ pub async fn insert_many(
     Ok(())
 }
 
-/// Refreshes the planner's statistics after a bulk load (`ANALYZE`).
+/// After a bulk load, what autovacuum would do soon after: fresh statistics for the planner
+/// and, on PostgreSQL, the visibility map that lets searches read the terms' index alone
+/// (`VACUUM ANALYZE`).
 #[tracing::instrument(skip_all)]
 pub async fn refresh_statistics(db: &Db) -> Result<(), StoreError> {
-    let sql = match db {
-        Db::Postgres(_) => "ANALYZE titles, copies, holds",
-        Db::Sqlite(_) => "ANALYZE",
-    };
-    with_db!(db, pool => sqlx::query(sql).execute(pool).await.map(|_| ()))?;
-    Ok(())
-}
-
-/// The query plan of `search` (PostgreSQL: `EXPLAIN ANALYZE`, SQLite: `EXPLAIN QUERY PLAN`),
-/// one line per row: to check that searches use the indexes.
-#[tracing::instrument(skip_all)]
-pub async fn explain_search(db: &Db, search: &Search) -> Result<Vec<String>, StoreError> {
-    let (sql, binds) = search_sql(db, search);
-    Ok(match db {
+    match db {
         Db::Postgres(pool) => {
-            let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {sql}");
-            let rows: Vec<(String,)> = bind_all!(sqlx::query_as(&sql), &binds)
-                .fetch_all(pool)
+            // VACUUM runs outside a transaction: the simple protocol, one statement.
+            sqlx::raw_sql("VACUUM ANALYZE titles, copies, holds, terms, title_terms")
+                .execute(pool)
                 .await?;
-            rows.into_iter().map(|(line,)| line).collect()
         }
         Db::Sqlite(pool) => {
-            let sql = format!("EXPLAIN QUERY PLAN {sql}");
-            let rows: Vec<(i64, i64, i64, String)> = bind_all!(sqlx::query_as(&sql), &binds)
-                .fetch_all(pool)
-                .await?;
-            rows.into_iter().map(|(_, _, _, detail)| detail).collect()
-        }
-    })
-}
-
-/// The titles matching `search`, in order.
-#[tracing::instrument(skip_all, fields(words = search.words.len(), limit = search.limit))]
-pub async fn search(db: &Db, search: &Search) -> Result<Vec<BookRow>, StoreError> {
-    let (sql, binds) = search_sql(db, search);
-    Ok(with_db!(db, pool => bind_all!(sqlx::query_as(&sql), &binds).fetch_all(pool).await)?)
-}
-
-/// The statement and its parameters for `search` on `db`'s backend.
-pub fn search_sql(db: &Db, search: &Search) -> (String, Vec<Bind>) {
-    let mut sql = format!("SELECT {BOOK_COLUMNS} FROM titles t WHERE 1 = 1");
-    let mut binds = Vec::new();
-    let param = |binds: &mut Vec<Bind>, value: Bind| {
-        binds.push(value);
-        format!("${}", binds.len())
-    };
-    match db {
-        Db::Postgres(_) => {
-            for (column, words) in [
-                ("search_text", &search.words),
-                ("author_key", &search.author_words),
-            ] {
-                for word in words {
-                    let p = param(&mut binds, Bind::Text(format!("%{word}%")));
-                    sql.push_str(&format!(" AND t.{column} LIKE {p}"));
-                }
-            }
-        }
-        Db::Sqlite(_) => {
-            let mut terms = Vec::new();
-            for (column, words) in [
-                ("search_text", &search.words),
-                ("author_key", &search.author_words),
-            ] {
-                for word in words {
-                    if word.chars().count() >= 3 {
-                        // Normalised words hold letters and digits only: safe in quotes.
-                        terms.push(format!("{column} : \"{word}\""));
-                    } else {
-                        let p = param(&mut binds, Bind::Text(format!("%{word}%")));
-                        sql.push_str(&format!(" AND t.{column} LIKE {p}"));
-                    }
-                }
-            }
-            if !terms.is_empty() {
-                let p = param(&mut binds, Bind::Text(terms.join(" AND ")));
-                sql.push_str(&format!(
-                    " AND t.id IN (SELECT rowid FROM titles_fts WHERE titles_fts MATCH {p})"
-                ));
-            }
+            sqlx::query("ANALYZE").execute(pool).await?;
         }
     }
-    if let Some(isbn) = &search.isbn {
-        let p = param(&mut binds, Bind::Text(isbn.clone()));
-        sql.push_str(&format!(" AND t.isbn = {p}"));
-    }
-    if search.available {
-        sql.push_str(
-            " AND EXISTS (SELECT 1 FROM copies c WHERE c.title_id = t.id AND c.status = 'available')",
-        );
-    }
-    if let Some((sort_key, id)) = &search.after {
-        let k = param(&mut binds, Bind::Text(sort_key.clone()));
-        let i = param(&mut binds, Bind::Int(*id));
-        sql.push_str(&format!(
-            " AND (t.sort_key > {k} OR (t.sort_key = {k} AND t.id > {i}))"
-        ));
-    }
-    let l = param(&mut binds, Bind::Int(search.limit));
-    sql.push_str(&format!(" ORDER BY t.sort_key, t.id LIMIT {l}"));
-    (sql, binds)
+    Ok(())
 }
