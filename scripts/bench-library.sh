@@ -14,7 +14,8 @@
 #   (c) GET /books/?q= over TITLES titles (seeded with book-service's examples/seed_titles.rs)
 #       at CONNECTIONS connections, straight at a book-service on PostgreSQL and one on SQLite:
 #       p50/p99, with a mix of the queries seed_titles times (common words, diacritics, a word
-#       too short for trigrams, no match).
+#       too short for the vocabulary, no match); beside it, the catalogue's first page with no
+#       query, the floor of any page on that path.
 #
 # Needs wrk, curl, psql and rabbitmqctl (Debian packages). The load generator of (a) and (b) is
 # app-service's examples/circulation_load.rs.
@@ -170,11 +171,16 @@ request = function()
   return wrk.format("GET", "/books/?q=" .. queries[(n % #queries) + 1])
 end
 LUA
+# The floor beside it: the catalogue's first page with no query at all (one index range of
+# 21 titles and their figures), the least any page of results costs on the same path.
+cat >"$WORK/list.lua" <<'LUA'
+request = function() return wrk.format("GET", "/books/") end
+LUA
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'; }
-# run_wrk URL → "rps p50 p99 non2xx" (latencies in ms)
+# run_wrk URL [SCRIPT] → "rps p50 p99 non2xx" (latencies in ms)
 run_wrk() {
   local out
-  out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/search.lua" --latency \
+  out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "${2:-$WORK/search.lua}" --latency \
     -H "Authorization: Bearer $TOKEN" "$1" 2>&1)
   printf '%s %s %s %s\n' "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
     "$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")")" \
@@ -185,6 +191,8 @@ wrk -t2 -c"$CONNECTIONS" -d2s -s "$WORK/search.lua" -H "Authorization: Bearer $T
 wrk -t2 -c"$CONNECTIONS" -d2s -s "$WORK/search.lua" -H "Authorization: Bearer $TOKEN" http://127.0.0.1:18106/ >/dev/null
 read -r pg_rps pg_p50 pg_p99 pg_err < <(run_wrk http://127.0.0.1:18105/)
 read -r lite_rps lite_p50 lite_p99 lite_err < <(run_wrk http://127.0.0.1:18106/)
+read -r pg_list_rps pg_list_p50 pg_list_p99 pg_list_err < <(run_wrk http://127.0.0.1:18105/ "$WORK/list.lua")
+read -r lite_list_rps lite_list_p50 lite_list_p99 lite_list_err < <(run_wrk http://127.0.0.1:18106/ "$WORK/list.lua")
 
 echo
 echo "(a)+(b) borrow + return — $CONNECTIONS readers, ${DURATION}s each, $(nproc) cores (latencies in ms)"
@@ -213,9 +221,12 @@ echo "(cpu ms/pr: CPU the platform's processes on the path spent per pair — ga
 echo " and book-service as applicable; RabbitMQ, PostgreSQL and the load generator not counted)"
 echo
 echo "(c) GET /books/?q= over $TITLES titles — $CONNECTIONS connections, ${DURATION}s, straight at book-service"
-printf '%-12s %9s %8s %8s %8s\n' backend "req/s" "p50 ms" "p99 ms" "non-2xx"
-printf '%-12s %9s %8s %8s %8s\n' PostgreSQL "$pg_rps" "$pg_p50" "$pg_p99" "${pg_err:-0}"
-printf '%-12s %9s %8s %8s %8s\n' SQLite "$lite_rps" "$lite_p50" "$lite_p99" "${lite_err:-0}"
+printf '%-28s %9s %8s %8s %8s\n' "" "req/s" "p50 ms" "p99 ms" "non-2xx"
+printf '%-28s %9s %8s %8s %8s\n' "PostgreSQL: ?q= (the mix)" "$pg_rps" "$pg_p50" "$pg_p99" "${pg_err:-0}"
+printf '%-28s %9s %8s %8s %8s\n' "PostgreSQL: first page" "$pg_list_rps" "$pg_list_p50" "$pg_list_p99" "${pg_list_err:-0}"
+printf '%-28s %9s %8s %8s %8s\n' "SQLite: ?q= (the mix)" "$lite_rps" "$lite_p50" "$lite_p99" "${lite_err:-0}"
+printf '%-28s %9s %8s %8s %8s\n' "SQLite: first page" "$lite_list_rps" "$lite_list_p50" "$lite_list_p99" "${lite_list_err:-0}"
+echo "(first page: GET /books/ with no query, the floor of any page of results on this path)"
 echo
 for backend in pg sqlite; do
   echo "seed_titles on $backend (one query at a time, in process: the search alone):"

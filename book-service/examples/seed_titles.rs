@@ -22,6 +22,7 @@ use book_service::store::search::{self, Route, Search};
 use book_service::store::titles::{self, TitleText};
 use book_service::store::Tx;
 use service_kit::db::DbConfig;
+use test_support::SplitMix;
 
 /// Titles per INSERT statement (8 parameters each, well under both backends' limits).
 const BATCH: usize = 1000;
@@ -152,26 +153,9 @@ const ADJECTIVES: &[&str] = &[
 ];
 const PATTERNS: usize = 5;
 
-/// A small deterministic generator (SplitMix64): the same seed gives the same catalogue.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[(self.next() % from.len() as u64) as usize]
-    }
-}
-
-fn title(rng: &mut Rng) -> String {
+fn title(rng: &mut SplitMix) -> String {
     let (n1, n2, adj) = (rng.pick(NOUNS), rng.pick(NOUNS), rng.pick(ADJECTIVES));
-    match rng.next() as usize % PATTERNS {
+    match rng.next_u64() as usize % PATTERNS {
         0 => format!("{n1} {adj}"),
         1 => format!("The {n1} of {n2}"),
         2 => format!("La {n1} et le {n2}"),
@@ -188,7 +172,7 @@ fn capitalise(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn text(rng: &mut Rng, n: usize) -> TitleText {
+fn text(rng: &mut SplitMix, n: usize) -> TitleText {
     let title = title(rng);
     let author = format!("{} {}", rng.pick(FIRST), rng.pick(LAST));
     let isbn = Isbn::from_stem(&format!("978{n:09}"));
@@ -219,7 +203,7 @@ async fn seed() -> Result<(), common::bin::BoxError> {
     println!("backend: {}", db.backend_name());
 
     let started = Instant::now();
-    let mut rng = Rng(20_260_301);
+    let mut rng = SplitMix(20_260_301);
     let now = chrono::Utc::now();
     let mut n = 0;
     while n < count {

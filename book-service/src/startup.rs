@@ -45,9 +45,15 @@ pub enum StartupError {
     Events(#[from] StreamStartError),
 }
 
-/// Connects to book-service's database and brings its schema up to date.
+/// Connects to book-service's database and brings its schema up to date. Statements are
+/// planned once ([`DbConfig::reuse_plans`]): each is an index range or lookup whose plan does
+/// not depend on the values, and a search's statement costs more to plan than to run.
 pub async fn open_database(config: &DbConfig) -> Result<Db, DbStartError> {
-    Db::open(config, &POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS).await
+    let config = DbConfig {
+        reuse_plans: true,
+        ..config.clone()
+    };
+    Db::open(&config, &POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS).await
 }
 
 /// The whole HTTP surface: the routes in the layers every service shares.

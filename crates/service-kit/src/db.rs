@@ -39,6 +39,12 @@ pub struct DbConfig {
     pub acquire_timeout: Duration,
     /// The longest a single statement may run on PostgreSQL.
     pub statement_timeout: Duration,
+    /// PostgreSQL: plan each prepared statement once, for any parameters
+    /// (`plan_cache_mode=force_generic_plan`), instead of planning it again at every execution
+    /// when the planner's estimates favour plans made for the values. For services whose
+    /// statements are shaped so that one plan fits every value; planning a statement with
+    /// several subqueries can cost more than running it.
+    pub reuse_plans: bool,
 }
 
 impl DbConfig {
@@ -69,6 +75,7 @@ impl DbConfig {
             max_connections: common::config::parse_or("DATABASE_MAX_CONNECTIONS", 10)?,
             acquire_timeout: common::config::millis_or("DATABASE_ACQUIRE_TIMEOUT_MS", 3000)?,
             statement_timeout: common::config::millis_or("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?,
+            reuse_plans: false,
         })
     }
 
@@ -81,6 +88,7 @@ impl DbConfig {
             max_connections: 4,
             acquire_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(10),
+            reuse_plans: false,
         }
     }
 
@@ -93,6 +101,7 @@ impl DbConfig {
             max_connections: 5,
             acquire_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(10),
+            reuse_plans: false,
         }
     }
 }
@@ -195,6 +204,11 @@ async fn connect_postgres(url: &str, config: &DbConfig) -> Result<PgPool, DbStar
             "statement_timeout",
             format!("{}", config.statement_timeout.as_millis()),
         )])
+        .options(
+            config
+                .reuse_plans
+                .then_some(("plan_cache_mode", "force_generic_plan")),
+        )
         .log_statements(tracing::log::LevelFilter::Trace);
 
     if let Some(schema) = &config.schema {

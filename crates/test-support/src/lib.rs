@@ -11,6 +11,7 @@
 //! - [`sign_hs256`]: a token signed with a shared secret, for tests that forge or craft one.
 //! - [`CuttableProxy`]: sits between a service and a real dependency so a test can take the
 //!   dependency "down" and bring it back without touching the shared server.
+//! - [`SplitMix`]: a small deterministic generator for made-up data (corpora, catalogues).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -291,4 +292,23 @@ pub fn host_port(url: &str) -> String {
         u.host_str().unwrap_or("127.0.0.1"),
         u.port_or_known_default().unwrap_or(0)
     )
+}
+
+/// A small deterministic generator (SplitMix64): the same seed gives the same data, with no
+/// dependency.
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// One of `list`, which must not be empty.
+    pub fn pick<T: Copy>(&mut self, list: &[T]) -> T {
+        list[(self.next_u64() % list.len() as u64) as usize]
+    }
 }

@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 use api::scrape::Idno;
+use test_support::SplitMix;
 
 /// The size of a real company page of the source, in bytes (194 KiB).
 pub const REAL_PAGE_BYTES: usize = 194 * 1024;
@@ -25,7 +26,7 @@ pub struct CorpusPage {
 pub fn page(n: u64, companies: u64, target_bytes: usize) -> CorpusPage {
     let mut rng = SplitMix(n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed);
     let company = Company::new(n % companies.max(1));
-    let body = match rng.next() % 100 {
+    let body = match rng.next_u64() % 100 {
         0..=69 => company.rendered_ro(),
         70..=81 => company.cedilla_messy(),
         82..=93 => company.russian(),
@@ -145,34 +146,29 @@ impl Company {
     fn new(k: u64) -> Company {
         let mut rng = SplitMix(k ^ 0xc0ffee);
         let idno = Idno::from_stem(&format!("{:012}", 100_360_000_000 + k));
-        let name = format!(
-            "{} {} {} SRL",
-            pick(WORDS, &mut rng),
-            pick(WORDS, &mut rng),
-            k
-        );
+        let name = format!("{} {} {} SRL", rng.pick(WORDS), rng.pick(WORDS), k);
         let address = format!(
             "{}, {} {}, of. {}",
-            pick(TOWNS, &mut rng),
-            pick(STREETS, &mut rng),
-            1 + rng.next() % 200,
-            1 + rng.next() % 40
+            rng.pick(TOWNS),
+            rng.pick(STREETS),
+            1 + rng.next_u64() % 200,
+            1 + rng.next_u64() % 40
         );
-        let directors = (0..1 + rng.next() % 3)
-            .map(|_| format!("{} {}", pick(LAST, &mut rng), pick(FIRST, &mut rng)))
+        let directors = (0..1 + rng.next_u64() % 3)
+            .map(|_| format!("{} {}", rng.pick(LAST), rng.pick(FIRST)))
             .collect();
-        let activities = (0..1 + rng.next() % 4)
-            .map(|_| pick(ACTIVITIES, &mut rng))
+        let activities = (0..1 + rng.next_u64() % 4)
+            .map(|_| rng.pick(ACTIVITIES))
             .collect();
         Company {
             idno,
             name,
-            legal_form: pick(FORMS, &mut rng),
+            legal_form: rng.pick(FORMS),
             address,
-            day: 1 + rng.next() % 28,
-            month: 1 + rng.next() % 12,
-            year: 1992 + rng.next() % 33,
-            status: pick(STATES, &mut rng),
+            day: 1 + rng.next_u64() % 28,
+            month: 1 + rng.next_u64() % 12,
+            year: 1992 + rng.next_u64() % 33,
+            status: rng.pick(STATES),
             directors,
             activities,
         }
@@ -247,14 +243,18 @@ fn pad(body: &str, n: u64, target: usize, rng: &mut SplitMix) -> String {
     let mut related = String::new();
     let mut i = 0u64;
     while style.len() < budget / 10 {
-        let _ = writeln!(style, ".c{i}{{margin:{}px;padding:2px}}", rng.next() % 40);
+        let _ = writeln!(
+            style,
+            ".c{i}{{margin:{}px;padding:2px}}",
+            rng.next_u64() % 40
+        );
         i += 1;
     }
     while script.len() < budget * 45 / 100 {
         let _ = writeln!(
             script,
             "function f{i}(a,b){{return a*{}+b-\"Denumirea\".length;}}",
-            rng.next() % 1000
+            rng.next_u64() % 1000
         );
         i += 1;
     }
@@ -262,12 +262,12 @@ fn pad(body: &str, n: u64, target: usize, rng: &mut SplitMix) -> String {
         let _ = writeln!(
             nav,
             "<li class=\"nav-item\"><a class=\"nav-link\" href=\"/categorii/{i}\">Categoria {} – Activități economice</a></li>",
-            rng.next() % 500
+            rng.next_u64() % 500
         );
         i += 1;
     }
     while related.len() < budget * 30 / 100 {
-        let k = rng.next() % 1_000_000;
+        let k = rng.next_u64() % 1_000_000;
         let _ = writeln!(
             related,
             "<tr><td><a href=\"/companies/10086{k:08}\">Firma Înrudită Nr. {k} SRL</a></td><td>mun. Chişinău, str. Ştefan cel Mare {}</td><td>Activă</td></tr>",
@@ -284,21 +284,4 @@ fn pad(body: &str, n: u64, target: usize, rng: &mut SplitMix) -> String {
     body.replacen("</head>", &head, 1)
         .replacen("<body>", &top, 1)
         .replacen("</body>", &bottom, 1)
-}
-
-fn pick<T: Copy>(list: &[T], rng: &mut SplitMix) -> T {
-    list[(rng.next() % list.len() as u64) as usize]
-}
-
-/// A small deterministic generator (SplitMix64): enough variety, no dependency.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
