@@ -19,6 +19,7 @@ use std::time::Instant;
 use api::library::Isbn;
 use book_service::search::{normalise, search_text, words};
 use book_service::store::search::{self, Route, Search};
+use book_service::store::terms::Vocabulary;
 use book_service::store::titles::{self, TitleText};
 use book_service::store::Tx;
 use service_kit::db::DbConfig;
@@ -219,6 +220,8 @@ async fn seed() -> Result<(), common::bin::BoxError> {
         "seeded {count} titles in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    // As book-service keeps them: repeated queries use kept vocabulary lookups.
+    let vocabulary = Vocabulary::default();
     // Fresh statistics, as autovacuum would gather them soon after a bulk load.
     titles::refresh_statistics(&db).await?;
 
@@ -243,7 +246,7 @@ async fn seed() -> Result<(), common::bin::BoxError> {
             limit: 21,
             ..Search::default()
         };
-        let route = match search::route(&db, &search).await? {
+        let route = match search::route(&db, &vocabulary, &search).await? {
             Route::Terms { read, also, .. } => {
                 format!("terms ({} read, {} in step)", read.len(), also.len())
             }
@@ -253,7 +256,7 @@ async fn seed() -> Result<(), common::bin::BoxError> {
         let mut found = 0;
         for _ in 0..5 {
             let t = Instant::now();
-            found = search::find_titles(&db, &search).await?.len();
+            found = search::find_titles(&db, &vocabulary, &search).await?.len();
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
         times.sort_by(f64::total_cmp);
@@ -269,7 +272,9 @@ async fn seed() -> Result<(), common::bin::BoxError> {
         ..Search::default()
     };
     let t = Instant::now();
-    let found = search::find_titles(&db, &by_author).await?.len();
+    let found = search::find_titles(&db, &vocabulary, &by_author)
+        .await?
+        .len();
     println!(
         "author=müller: {found} rows, {:.2} ms",
         t.elapsed().as_secs_f64() * 1e3
@@ -281,7 +286,7 @@ async fn seed() -> Result<(), common::bin::BoxError> {
         ..Search::default()
     };
     println!("\nplan of q=\"Émile Zola\":");
-    for line in search::explain(&db, &plan).await?.1 {
+    for line in search::explain(&db, &vocabulary, &plan).await?.1 {
         println!("  {line}");
     }
     db.close().await;

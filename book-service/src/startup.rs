@@ -114,6 +114,7 @@ impl Application {
             rules: config.rules,
             bus: consumer.health(),
             bell: bell.clone(),
+            vocabulary: Default::default(),
         };
         let listener = Listener::bind(&config.server).await?;
         tracing::info!(

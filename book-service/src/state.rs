@@ -1,5 +1,7 @@
 //! [`AppState`]: what the HTTP handlers share.
 
+use std::sync::Arc;
+
 use axum::extract::FromRef;
 use circulation::BusHealth;
 use common::auth::Authenticator;
@@ -9,6 +11,7 @@ use service_kit::db::Db;
 use crate::clock::SharedClock;
 use crate::outbox::Bell;
 use crate::rules::Rules;
+use crate::store::terms::Vocabulary;
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -23,6 +26,8 @@ pub struct AppState {
     pub bus: BusHealth,
     /// Rung after a change that wrote events (the relay publishes them at once).
     pub bell: Bell,
+    /// Search's vocabulary lookups, kept while the terms do not change.
+    pub vocabulary: Arc<Vocabulary>,
 }
 
 impl FromRef<AppState> for Authenticator {

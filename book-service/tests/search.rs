@@ -8,6 +8,7 @@ use api::library::Isbn;
 use book_service::search::{normalise, search_text, words};
 use book_service::startup::open_database;
 use book_service::store::search::{find_titles, route, Route, Search, MAX_TERMS_PER_WORD};
+use book_service::store::terms::{self, Vocabulary};
 use book_service::store::titles::{self, TitleText};
 use book_service::store::Tx;
 use service_kit::db::Db;
@@ -80,11 +81,11 @@ fn expected(rows: &[(i64, String, String, String)], search: &Search) -> Vec<i64>
 }
 
 /// Every result of `search`, read `page` at a time through the cursor.
-async fn all_pages(db: &Db, mut search: Search, page: i64) -> Vec<i64> {
+async fn all_pages(db: &Db, vocabulary: &Vocabulary, mut search: Search, page: i64) -> Vec<i64> {
     search.limit = page;
     let mut ids = Vec::new();
     loop {
-        let rows = find_titles(db, &search).await.unwrap();
+        let rows = find_titles(db, vocabulary, &search).await.unwrap();
         assert!(rows.len() as i64 <= page);
         ids.extend(rows.iter().map(|r| r.id));
         match rows.last() {
@@ -129,13 +130,13 @@ const QUERIES: &[(&str, &str)] = &[
     ("perdue", "muller"),
 ];
 
-async fn check_every_query(db: &Db, label: &str) {
+async fn check_every_query(db: &Db, vocabulary: &Vocabulary, label: &str) {
     let rows = stored(db).await;
     for (q, author) in QUERIES {
         let search = query(q, author);
         let want = expected(&rows, &search);
         for page in [1, 7, 50] {
-            let got = all_pages(db, search.clone(), page).await;
+            let got = all_pages(db, vocabulary, search.clone(), page).await;
             assert_eq!(
                 got, want,
                 "{label}: q={q:?} author={author:?}, pages of {page}"
@@ -169,7 +170,7 @@ async fn every_route_gives_what_a_scan_of_the_catalogue_gives() {
         let route_of = |q: &str| {
             let db = db.clone();
             let search = query(q, "");
-            async move { route(&db, &search).await.unwrap() }
+            async move { route(&db, &Vocabulary::default(), &search).await.unwrap() }
         };
         let strings = |s: &[&str]| s.iter().map(|t| t.to_string()).collect::<Vec<_>>();
         let terms = |read: &[&str], also: &[&str], settled: &[&str]| Route::Terms {
@@ -231,7 +232,9 @@ async fn every_route_gives_what_a_scan_of_the_catalogue_gives() {
         assert!(WORDS.iter().filter(|w| w.contains("ing")).count() as i64 > MAX_TERMS_PER_WORD);
         assert_eq!(route_of("ing").await, Route::TextIndex, "{name}");
 
-        check_every_query(&db, name).await;
+        // One vocabulary for both rounds: its kept lookups must follow the renames.
+        let vocabulary = Vocabulary::default();
+        check_every_query(&db, &vocabulary, name).await;
 
         // Renamed titles leave their old terms and join their new ones.
         for id in [1_i64, 2, 3, 8, 400] {
@@ -249,7 +252,84 @@ async fn every_route_gives_what_a_scan_of_the_catalogue_gives() {
                 .unwrap();
             tx.commit().await.unwrap();
         }
-        check_every_query(&db, &format!("{name}, after renaming")).await;
+        check_every_query(&db, &vocabulary, &format!("{name}, after renaming")).await;
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn kept_lookups_follow_new_terms_written_by_another_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    for test_db in test_support::databases(dir.path(), "search_kept") {
+        let name = test_db.name();
+        let db = open_database(&test_db.config()).await.unwrap();
+        let add = |title: &'static str, n: usize| {
+            let db = db.clone();
+            async move {
+                let mut tx = Tx::begin(&db).await.unwrap();
+                let id = titles::insert(&mut tx, &text(title, "Émile Zola", n), chrono::Utc::now())
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                id
+            }
+        };
+        let this_instance = Vocabulary::default();
+        let find = |q: &str| {
+            let search = Search {
+                limit: 50,
+                ..query(q, "")
+            };
+            let (db, vocabulary) = (db.clone(), &this_instance);
+            async move {
+                let rows = find_titles(&db, vocabulary, &search).await.unwrap();
+                rows.into_iter().map(|r| r.id).collect::<Vec<i64>>()
+            }
+        };
+        let summer = add("Summer", 1).await;
+        assert_eq!(find("mer").await, [summer], "{name}");
+        assert_eq!(find("mermaid").await, Vec::<i64>::new(), "{name}");
+        assert_eq!(find("zola").await, [summer], "{name}");
+
+        // Another instance adds titles: one with a new term, one with known terms only.
+        let before = terms::generation(&db).await.unwrap();
+        let again = add("Summer", 2).await;
+        assert_eq!(
+            terms::generation(&db).await.unwrap(),
+            before,
+            "{name}: no new term"
+        );
+        assert_eq!(find("zola").await, [summer, again], "{name}");
+        let mermaid = add("The Mermaid", 3).await;
+        assert!(
+            terms::generation(&db).await.unwrap() > before,
+            "{name}: a new term"
+        );
+        // This instance's kept lookups for "mer" and "mermaid" are stale: it reads them again.
+        assert_eq!(find("mermaid").await, [mermaid], "{name}");
+        assert_eq!(find("mer").await, [summer, again, mermaid], "{name}");
+
+        // The last title holding a term leaves it: the term is gone for searches.
+        let mut tx = Tx::begin(&db).await.unwrap();
+        let before_rename = titles::lock_text(&mut tx, mermaid).await.unwrap().unwrap();
+        let isbn = Isbn::parse(&before_rename.isbn).unwrap();
+        let renamed = TitleText {
+            isbn: isbn.as_str().to_owned(),
+            search_text: search_text("The Sea", "Émile Zola", &isbn),
+            ..text("The Sea", "Émile Zola", 3)
+        };
+        titles::update(
+            &mut tx,
+            mermaid,
+            &before_rename,
+            &renamed,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(find("mermaid").await, Vec::<i64>::new(), "{name}");
+        assert_eq!(find("mer").await, [summer, again], "{name}");
         db.close().await;
     }
 }

@@ -30,7 +30,7 @@ pub async fn search(
         return Ok(Json(Vec::<Book>::new()).into_response());
     };
     let limit = filter.limit as usize;
-    let mut rows = find_titles(&state.db, &search).await?;
+    let mut rows = find_titles(&state.db, &state.vocabulary, &search).await?;
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next = rows

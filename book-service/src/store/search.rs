@@ -20,7 +20,7 @@
 use service_kit::db::Db;
 use service_kit::with_db;
 
-use super::terms;
+use super::terms::{self, Vocabulary};
 use super::titles::{BookRow, BOOK_COLUMNS};
 use super::{bind_all, Bind, StoreError};
 use crate::search::is_term;
@@ -75,11 +75,21 @@ pub enum Route {
 
 /// The route of `search`: one vocabulary lookup for the query words that are terms.
 #[tracing::instrument(skip_all)]
-pub async fn route(db: &Db, search: &Search) -> Result<Route, StoreError> {
+pub async fn route(db: &Db, vocabulary: &Vocabulary, search: &Search) -> Result<Route, StoreError> {
+    Ok(plan(db, vocabulary, search).await?.0)
+}
+
+/// The route of `search`, and the generation the kept lookups it rests on are valid at (see
+/// [`Vocabulary`]), if it rests on kept ones.
+async fn plan(
+    db: &Db,
+    vocabulary: &Vocabulary,
+    search: &Search,
+) -> Result<(Route, Option<i64>), StoreError> {
     let all_words = || search.words.iter().chain(&search.author_words);
     if search.isbn.is_some() {
         // One title at most, found by the ISBN's unique index.
-        return Ok(Route::Walk);
+        return Ok((Route::Walk, None));
     }
     // Title words first: only they can be settled by the terms (author words are checked
     // against the author).
@@ -88,9 +98,16 @@ pub async fn route(db: &Db, search: &Search) -> Result<Route, StoreError> {
         .map(String::as_str)
         .collect();
     let title_words = search.words.iter().filter(|w| is_term(w)).count();
-    let found = terms::containing_each(db, &words, MAX_TERMS_PER_WORD + 1).await?;
+    let (found, kept_at) = if words.is_empty() {
+        (Vec::new(), None)
+    } else {
+        let looked = vocabulary
+            .look_up(db, &words, MAX_TERMS_PER_WORD + 1)
+            .await?;
+        (looked.found, looked.kept_at)
+    };
     if found.iter().any(Vec::is_empty) {
-        return Ok(Route::Nothing);
+        return Ok((Route::Nothing, kept_at));
     }
     let titles = |terms: &[terms::Term]| terms.iter().map(|t| t.titles).sum::<i64>();
     let narrow = |terms: &Vec<terms::Term>| terms.len() as i64 <= MAX_TERMS_PER_WORD;
@@ -110,14 +127,15 @@ pub async fn route(db: &Db, search: &Search) -> Result<Route, StoreError> {
             (!few, titles(&found[i]))
         })
     else {
-        return Ok(if common {
+        let route = if common {
             Route::Walk
         } else if all_words().any(|w| w.chars().count() >= 3) {
             // Numbers of three digits or more: the trigram index narrows them down.
             Route::TextIndex
         } else {
             Route::Walk
-        });
+        };
+        return Ok((route, kept_at));
     };
     let read: Vec<String> = found[rarest].iter().map(|t| t.term.clone()).collect();
     let mut settled = Vec::new();
@@ -138,29 +156,62 @@ pub async fn route(db: &Db, search: &Search) -> Result<Route, StoreError> {
     }
     also.sort_unstable();
     also.dedup();
-    Ok(Route::Terms {
+    let route = Route::Terms {
         read,
         also,
         settled,
-    })
+    };
+    Ok((route, kept_at))
 }
 
-/// The titles matching `search`, in order.
+/// A row of a search's page: a title, and the terms' generation the page was read at.
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    #[sqlx(flatten)]
+    book: BookRow,
+    generation: i64,
+}
+
+/// The titles matching `search`, in order. A search resting on kept vocabulary lookups whose
+/// generation has moved by the time its page is read is run again with fresh ones.
 #[tracing::instrument(skip_all, fields(words = search.words.len(), limit = search.limit))]
-pub async fn find_titles(db: &Db, search: &Search) -> Result<Vec<BookRow>, StoreError> {
-    let route = route(db, search).await?;
-    if route == Route::Nothing {
-        return Ok(Vec::new());
+pub async fn find_titles(
+    db: &Db,
+    vocabulary: &Vocabulary,
+    search: &Search,
+) -> Result<Vec<BookRow>, StoreError> {
+    loop {
+        let (route, kept_at) = plan(db, vocabulary, search).await?;
+        let rows: Vec<PageRow> = if route == Route::Nothing {
+            Vec::new()
+        } else {
+            let (sql, binds) = statement(db, search, &route);
+            with_db!(db, pool => bind_all!(sqlx::query_as(&sql), &binds).fetch_all(pool).await)?
+        };
+        if let Some(kept_at) = kept_at {
+            let now = match rows.first() {
+                Some(row) => row.generation,
+                None => terms::generation(db).await?,
+            };
+            if now != kept_at {
+                // The next plan reads the words afresh: this loop runs twice at most.
+                vocabulary.forget();
+                continue;
+            }
+        }
+        return Ok(rows.into_iter().map(|row| row.book).collect());
     }
-    let (sql, binds) = statement(db, search, &route);
-    Ok(with_db!(db, pool => bind_all!(sqlx::query_as(&sql), &binds).fetch_all(pool).await)?)
 }
 
 /// The route of `search` and the plan of its statement (PostgreSQL: `EXPLAIN ANALYZE`,
 /// SQLite: `EXPLAIN QUERY PLAN`), one line per row: to check that searches use the indexes.
 #[tracing::instrument(skip_all)]
-pub async fn explain(db: &Db, search: &Search) -> Result<(Route, Vec<String>), StoreError> {
-    let route = route(db, search).await?;
+pub async fn explain(
+    db: &Db,
+    vocabulary: &Vocabulary,
+    search: &Search,
+) -> Result<(Route, Vec<String>), StoreError> {
+    let route = route(db, vocabulary, search).await?;
     if route == Route::Nothing {
         return Ok((route, Vec::new()));
     }
@@ -183,6 +234,9 @@ pub async fn explain(db: &Db, search: &Search) -> Result<(Route, Vec<String>), S
     };
     Ok((route, lines))
 }
+
+/// The terms' generation, read with a page (in the same snapshot).
+const GENERATION: &str = "(SELECT n FROM terms_generation WHERE id = 1) AS generation";
 
 /// A statement's parameters, numbered as they are added.
 #[derive(Default)]
@@ -245,7 +299,7 @@ fn statement(db: &Db, search: &Search, route: &Route) -> (String, Vec<Bind>) {
             // twice. The first `limit` of them all, once each, are the page, and only its
             // titles are read in full.
             format!(
-                "SELECT {BOOK_COLUMNS} FROM titles t JOIN (SELECT DISTINCT sort_key, title_id \
+                "SELECT {BOOK_COLUMNS}, {GENERATION} FROM titles t JOIN (SELECT DISTINCT sort_key, title_id \
                  FROM ({arms}) AS found ORDER BY sort_key, title_id LIMIT {limit}) AS page \
                  ON t.id = page.title_id ORDER BY page.sort_key, page.title_id",
                 arms = arms.join(" UNION ALL "),
@@ -265,7 +319,7 @@ fn statement(db: &Db, search: &Search, route: &Route) -> (String, Vec<Bind>) {
             });
             let limit = params.add(Bind::Int(search.limit));
             format!(
-                "SELECT {BOOK_COLUMNS} FROM titles t WHERE 1 = 1{checks}{after} \
+                "SELECT {BOOK_COLUMNS}, {GENERATION} FROM titles t WHERE 1 = 1{checks}{after} \
                  ORDER BY t.sort_key, t.id LIMIT {limit}",
                 after = after.as_deref().unwrap_or(""),
             )

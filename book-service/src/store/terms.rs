@@ -76,8 +76,10 @@ pub async fn remove(tx: &mut Tx, title: &TitleTerms<'_>) -> Result<(), StoreErro
     count(tx, &counts).await
 }
 
-/// Adds each delta to its term's count, creating the terms not seen before.
+/// Adds each delta to its term's count, creating the terms not seen before; moves the
+/// generation on when a term appears or its last title leaves it.
 async fn count(tx: &mut Tx, deltas: &[(&str, i64)]) -> Result<(), StoreError> {
+    let mut changed = false;
     for chunk in deltas.chunks(ROWS_PER_STATEMENT) {
         let mut sql = String::from("INSERT INTO terms (term, titles) VALUES ");
         let mut binds = Vec::with_capacity(chunk.len() * 2);
@@ -90,8 +92,23 @@ async fn count(tx: &mut Tx, deltas: &[(&str, i64)]) -> Result<(), StoreError> {
             binds.push(Bind::Text((*term).to_owned()));
             binds.push(Bind::Int(*delta));
         }
-        sql.push_str(" ON CONFLICT (term) DO UPDATE SET titles = terms.titles + excluded.titles");
-        with_tx!(tx, conn => bind_all!(sqlx::query(&sql), &binds).execute(conn).await.map(|r| r.rows_affected()))?;
+        sql.push_str(
+            " ON CONFLICT (term) DO UPDATE SET titles = terms.titles + excluded.titles \
+             RETURNING term, titles",
+        );
+        let counted: Vec<(String, i64)> =
+            with_tx!(tx, conn => bind_all!(sqlx::query_as(&sql), &binds).fetch_all(conn).await)?;
+        changed |= counted.iter().any(|(term, titles)| {
+            let delta = chunk.iter().find(|(t, _)| t == term).map_or(0, |(_, d)| *d);
+            // Held by nobody before (0 + delta), or by nobody now.
+            (delta > 0 && *titles == delta) || (delta < 0 && *titles == 0)
+        });
+    }
+    if changed {
+        with_tx!(tx, conn => sqlx::query("UPDATE terms_generation SET n = n + 1 WHERE id = 1")
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()))?;
     }
     Ok(())
 }
@@ -104,18 +121,16 @@ pub struct Term {
 }
 
 /// For each of `words` (each a term itself: `crate::search::is_term`), at most `limit` terms
-/// containing it that some title holds, in no particular order: one statement for them all.
+/// containing it that some title holds, in no particular order, and the generation they were
+/// read at: one statement for them all.
 #[tracing::instrument(skip_all, fields(words = words.len(), limit))]
 pub async fn containing_each(
     db: &Db,
     words: &[&str],
     limit: i64,
-) -> Result<Vec<Vec<Term>>, StoreError> {
-    if words.is_empty() {
-        return Ok(Vec::new());
-    }
+) -> Result<(i64, Vec<Vec<Term>>), StoreError> {
     let mut binds = vec![Bind::Int(limit)];
-    let arms: Vec<String> = words
+    let mut arms: Vec<String> = words
         .iter()
         .enumerate()
         .map(|(n, word)| {
@@ -136,14 +151,105 @@ pub async fn containing_each(
             )
         })
         .collect();
+    // Last, so that the first arm names the columns' types: the generation, as word -1 (it
+    // names $1 too, which a statement must use).
+    arms.push(
+        "SELECT * FROM (SELECT CAST(-1 AS BIGINT) AS word, '' AS term, n AS titles \
+         FROM terms_generation WHERE id = 1 AND $1 > 0) AS generation"
+            .to_owned(),
+    );
     let sql = arms.join(" UNION ALL ");
     let rows: Vec<(i64, String, i64)> =
         with_db!(db, pool => bind_all!(sqlx::query_as(&sql), &binds).fetch_all(pool).await)?;
+    let mut generation = 0;
     let mut found = vec![Vec::new(); words.len()];
     for (word, term, titles) in rows {
-        if let Some(terms) = usize::try_from(word).ok().and_then(|w| found.get_mut(w)) {
-            terms.push(Term { term, titles });
+        match usize::try_from(word).ok().and_then(|w| found.get_mut(w)) {
+            Some(terms) => terms.push(Term { term, titles }),
+            None => generation = titles,
         }
     }
-    Ok(found)
+    Ok((generation, found))
+}
+
+/// The terms' generation now.
+#[tracing::instrument(skip_all)]
+pub async fn generation(db: &Db) -> Result<i64, StoreError> {
+    let (n,): (i64,) = with_db!(db, pool => sqlx::query_as(
+        "SELECT n FROM terms_generation WHERE id = 1",
+    )
+    .fetch_one(pool)
+    .await)?;
+    Ok(n)
+}
+
+/// Most query words whose lookups a [`Vocabulary`] keeps (it starts afresh beyond).
+const MAX_KEPT_WORDS: usize = 10_000;
+
+/// The lookups of query words among the terms ([`containing_each`]), kept in memory while the
+/// terms' generation stays the same: a search whose words were all looked up before reads
+/// only its page, and checks with it that the generation has not moved ([`Looked::kept_at`]).
+/// One per process; the generation lives in the database, so every instance sees another's
+/// new terms at its next search.
+#[derive(Debug, Default)]
+pub struct Vocabulary {
+    kept: std::sync::Mutex<Kept>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    generation: i64,
+    words: std::collections::HashMap<String, Vec<Term>>,
+}
+
+/// What [`Vocabulary::look_up`] found.
+#[derive(Debug)]
+pub struct Looked {
+    /// For each word, the terms containing it.
+    pub found: Vec<Vec<Term>>,
+    /// `Some(generation)` when the lookups were kept ones, valid only if the generation is
+    /// still this one; `None` when they were read just now.
+    pub kept_at: Option<i64>,
+}
+
+impl Vocabulary {
+    /// The terms containing each of `words` (at most `limit` each), kept or read.
+    pub async fn look_up(&self, db: &Db, words: &[&str], limit: i64) -> Result<Looked, StoreError> {
+        {
+            let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            let found: Option<Vec<Vec<Term>>> =
+                words.iter().map(|w| kept.words.get(*w).cloned()).collect();
+            if let Some(found) = found {
+                return Ok(Looked {
+                    found,
+                    kept_at: Some(kept.generation),
+                });
+            }
+        }
+        let (generation, found) = containing_each(db, words, limit).await?;
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        // A lookup older than the kept ones (another search read newer meanwhile) is not kept.
+        if generation >= kept.generation {
+            if generation > kept.generation || kept.words.len() + words.len() > MAX_KEPT_WORDS {
+                kept.words.clear();
+                kept.generation = generation;
+            }
+            for (word, terms) in words.iter().zip(&found) {
+                kept.words.insert((*word).to_owned(), terms.clone());
+            }
+        }
+        Ok(Looked {
+            found,
+            kept_at: None,
+        })
+    }
+
+    /// Drops every kept lookup (the generation moved).
+    pub fn forget(&self) {
+        self.kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .words
+            .clear();
+    }
 }
