@@ -5,7 +5,10 @@
 //! service behind the route is healthy, 504 when the instance did not answer in time and 502
 //! when it broke the answer off; app-service's relay answers 503 and 504 the same way. Every
 //! operation that takes a token answers 401 for a missing, invalid or expired one, or an ended
-//! session. Each is added where an operation does not describe it itself.
+//! session. Each is added where an operation does not describe it itself. The gateway also
+//! answers 404 `{"detail": "Not Found"}` for a path it will not read one way (an encoded slash,
+//! dot, backslash or percent sign; `..`), whatever the route: on an operation whose path takes
+//! a parameter, that body is added beside the operation's own 404.
 
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
@@ -41,7 +44,15 @@ fn add_shared(operation: &mut Operation) {
         .as_ref()
         .is_some_and(|requirements| !requirements.is_empty());
     let has_body = operation.request_body.is_some();
+    let has_path_parameter = operation
+        .parameters
+        .iter()
+        .flatten()
+        .any(|parameter| parameter.parameter_in == utoipa::openapi::path::ParameterIn::Path);
     let responses = &mut operation.responses.responses;
+    if has_path_parameter {
+        add_refused_path(responses);
+    }
     if secured {
         responses
             .entry("401".into())
@@ -90,6 +101,45 @@ fn add_shared(operation: &mut Operation) {
                     .build()
             });
         }
+    }
+}
+
+/// The gateway's 404 for a path it will not read one way, beside the operation's own 404 (its
+/// body may be either: `anyOf`, as an error body with more fields is also an error body).
+fn add_refused_path(responses: &mut std::collections::BTreeMap<String, RefOr<Response>>) {
+    const REFUSED: &str = "; or a path the gateway will not read one way (an encoded slash, \
+                           dot, backslash or percent sign): `{\"detail\": \"Not Found\"}`";
+    let error_body = RefOr::Ref(Ref::from_schema_name("ErrorBody"));
+    match responses.get_mut("404") {
+        None => {
+            responses.insert(
+                "404".into(),
+                error("Not found: a path the gateway will not read one way (an encoded slash, dot, backslash or percent sign)"),
+            );
+        }
+        Some(RefOr::T(response)) => {
+            let mut widened = false;
+            for content in response.content.values_mut() {
+                match &content.schema {
+                    Some(RefOr::Ref(r)) if r.ref_location.ends_with("/ErrorBody") => {}
+                    Some(own) => {
+                        let own = own.clone();
+                        content.schema = Some(RefOr::T(utoipa::openapi::Schema::AnyOf(
+                            utoipa::openapi::schema::AnyOfBuilder::new()
+                                .item(own)
+                                .item(error_body.clone())
+                                .build(),
+                        )));
+                        widened = true;
+                    }
+                    None => {}
+                }
+            }
+            if widened {
+                response.description.push_str(REFUSED);
+            }
+        }
+        Some(RefOr::Ref(_)) => {}
     }
 }
 
@@ -148,6 +198,16 @@ mod tests {
                 let responses = &operation["responses"];
                 for status in ["502", "503", "504"] {
                     assert!(responses.get(status).is_some(), "{method} {path}: {status}");
+                }
+                if path.contains('{') {
+                    // The gateway's 404 for a path it refuses to read is allowed everywhere.
+                    let schema = &responses["404"]["content"]["application/json"]["schema"];
+                    let allowed = schema["$ref"] == "#/components/schemas/ErrorBody"
+                        || schema["anyOf"].as_array().is_some_and(|a| {
+                            a.iter()
+                                .any(|s| s["$ref"] == "#/components/schemas/ErrorBody")
+                        });
+                    assert!(allowed, "{method} {path}: 404 {schema}");
                 }
                 if operation.get("security").is_some() {
                     let challenge = &responses["401"]["headers"]["WWW-Authenticate"];
