@@ -7,17 +7,9 @@ use lapin::{Connection, ConnectionProperties};
 
 use crate::config::BusConfig;
 
-/// `TEST_AMQP_URL`, when set; with `REQUIRE_EXTERNAL_BACKENDS=1` its absence fails the test
-/// instead of leaving RabbitMQ untested.
+/// `TEST_AMQP_URL`, when set (see [`test_support::external_url`]).
 pub fn amqp_url() -> Option<String> {
-    let url = common::config::var("TEST_AMQP_URL");
-    let required =
-        common::config::var("REQUIRE_EXTERNAL_BACKENDS").is_some_and(|v| v == "1" || v == "true");
-    assert!(
-        url.is_some() || !required,
-        "REQUIRE_EXTERNAL_BACKENDS is set but TEST_AMQP_URL is not: RabbitMQ would go untested"
-    );
-    url
+    test_support::external_url("TEST_AMQP_URL")
 }
 
 /// A test's RabbitMQ exchanges and queues (those `config` names, on the broker at `url`),
@@ -30,34 +22,24 @@ pub struct TestTopology {
 impl Drop for TestTopology {
     fn drop(&mut self) {
         let (url, config) = (self.url.clone(), self.config.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+        test_support::clean_up_on_own_thread(async move {
+            let Ok(conn) = Connection::connect(&url, ConnectionProperties::default()).await else {
                 return;
             };
-            rt.block_on(async {
-                let Ok(conn) = Connection::connect(&url, ConnectionProperties::default()).await
-                else {
-                    return;
-                };
-                let Ok(ch) = conn.create_channel().await else {
-                    return;
-                };
-                for q in [config.commands_queue(), config.dead_queue()] {
-                    let _ = ch
-                        .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                        .await;
-                }
-                for x in [config.exchange(), config.dead_letter_exchange()] {
-                    let _ = ch
-                        .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
-                        .await;
-                }
-                let _ = conn.close(200, "bye".into()).await;
-            });
-        })
-        .join();
+            let Ok(ch) = conn.create_channel().await else {
+                return;
+            };
+            for q in [config.commands_queue(), config.dead_queue()] {
+                let _ = ch
+                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                    .await;
+            }
+            for x in [config.exchange(), config.dead_letter_exchange()] {
+                let _ = ch
+                    .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+                    .await;
+            }
+            let _ = conn.close(200, "bye".into()).await;
+        });
     }
 }

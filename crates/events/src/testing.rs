@@ -9,17 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::StreamConfig;
 
-/// `TEST_NATS_URL`, when set; with `REQUIRE_EXTERNAL_BACKENDS=1` its absence fails the test
-/// instead of leaving JetStream untested.
+/// `TEST_NATS_URL`, when set (see [`test_support::external_url`]).
 pub fn nats_url() -> Option<String> {
-    let url = common::config::var("TEST_NATS_URL");
-    let required =
-        common::config::var("REQUIRE_EXTERNAL_BACKENDS").is_some_and(|v| v == "1" || v == "true");
-    assert!(
-        url.is_some() || !required,
-        "REQUIRE_EXTERNAL_BACKENDS is set but TEST_NATS_URL is not: JetStream would go untested"
-    );
-    url
+    test_support::external_url("TEST_NATS_URL")
 }
 
 /// A name no other test uses: `t_<label>_<12 hex digits>`.
@@ -62,28 +54,18 @@ impl Drop for TestStreams {
             self.url.clone(),
             [self.config.stream.clone(), self.config.dead_stream()],
         );
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+        test_support::clean_up_on_own_thread(async move {
+            let connect = async_nats::ConnectOptions::new()
+                .connection_timeout(Duration::from_secs(2))
+                .connect(url.as_str());
+            let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(3), connect).await else {
                 return;
             };
-            rt.block_on(async {
-                let connect = async_nats::ConnectOptions::new()
-                    .connection_timeout(Duration::from_secs(2))
-                    .connect(url.as_str());
-                let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(3), connect).await
-                else {
-                    return;
-                };
-                let js = async_nats::jetstream::new(client);
-                for name in names {
-                    let _ = js.delete_stream(&name).await;
-                }
-            });
-        })
-        .join();
+            let js = async_nats::jetstream::new(client);
+            for name in names {
+                let _ = js.delete_stream(&name).await;
+            }
+        });
     }
 }
 

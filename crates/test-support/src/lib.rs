@@ -13,6 +13,7 @@
 //!   dependency "down" and bring it back without touching the shared server.
 //! - [`SplitMix`]: a small deterministic generator for made-up data (corpora, catalogues).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +31,10 @@ fn required() -> bool {
     common::config::var("REQUIRE_EXTERNAL_BACKENDS").is_some_and(|v| v == "1" || v == "true")
 }
 
-fn external(var: &str) -> Option<String> {
+/// The URL of an external backend under test in `var` (`TEST_…_URL`), when set; with
+/// `REQUIRE_EXTERNAL_BACKENDS=1` its absence fails the test instead of leaving the backend
+/// untested.
+pub fn external_url(var: &str) -> Option<String> {
     let value = common::config::var(var);
     assert!(
         value.is_some() || !required(),
@@ -41,12 +45,27 @@ fn external(var: &str) -> Option<String> {
 
 /// `TEST_DATABASE_URL`, when set.
 pub fn postgres_url() -> Option<String> {
-    external("TEST_DATABASE_URL")
+    external_url("TEST_DATABASE_URL")
 }
 
 /// `TEST_REDIS_URL`, when set.
 pub fn redis_url() -> Option<String> {
-    external("TEST_REDIS_URL")
+    external_url("TEST_REDIS_URL")
+}
+
+/// Runs `cleanup` to its end on a thread with a runtime of its own: what a `Drop` that must
+/// reach a backend does, since `Drop` cannot await, whether or not the dropping thread is
+/// inside a runtime. Failures are the cleanup's to ignore.
+pub fn clean_up_on_own_thread(cleanup: impl Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(cleanup);
+        }
+    })
+    .join();
 }
 
 /// A unique key prefix (and schema suffix) for one test.
@@ -83,26 +102,15 @@ impl TestSchema {
 
 impl Drop for TestSchema {
     fn drop(&mut self) {
-        // `Drop` cannot await: drop the schema on a thread with a runtime of its own, which
-        // works whether or not the dropping thread is inside a runtime.
         let (url, name) = (self.url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
-                        .execute(&mut conn)
-                        .await;
-                    let _ = conn.close().await;
-                }
-            });
-        })
-        .join();
+        clean_up_on_own_thread(async move {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
+                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                    .execute(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+            }
+        });
     }
 }
 
