@@ -260,11 +260,7 @@ fn statement(db: &Db, search: &Search, route: &Route) -> (String, Vec<Bind>) {
         } => {
             let checks = checks(db, search, &mut params, Checks::Plain { settled });
             let limit = params.add(Bind::Int(search.limit));
-            let after = search.after.as_ref().map(|(sort_key, id)| {
-                let k = params.add(Bind::Text(sort_key.clone()));
-                let i = params.add(Bind::Int(*id));
-                format!(" AND (d.sort_key, d.title_id) > ({k}, {i})")
-            });
+            let after = after(search, &mut params, "d.sort_key, d.title_id");
             // Read in step with the main range: a merge of two ranges in one order.
             let also: String = also
                 .iter()
@@ -312,11 +308,7 @@ fn statement(db: &Db, search: &Search, route: &Route) -> (String, Vec<Bind>) {
                 Checks::Plain { settled: &[] }
             };
             let checks = checks(db, search, &mut params, how);
-            let after = search.after.as_ref().map(|(sort_key, id)| {
-                let k = params.add(Bind::Text(sort_key.clone()));
-                let i = params.add(Bind::Int(*id));
-                format!(" AND (t.sort_key, t.id) > ({k}, {i})")
-            });
+            let after = after(search, &mut params, "t.sort_key, t.id");
             let limit = params.add(Bind::Int(search.limit));
             format!(
                 "SELECT {BOOK_COLUMNS}, {GENERATION} FROM titles t WHERE 1 = 1{checks}{after} \
@@ -327,6 +319,16 @@ fn statement(db: &Db, search: &Search, route: &Route) -> (String, Vec<Bind>) {
         Route::Nothing => unreachable!("a search with no route runs no statement"),
     };
     (sql, params.0)
+}
+
+/// ` AND (<columns>) > (cursor)`: the rows after the cursor, when there is one; `columns` are
+/// the sort key and id of the range read.
+fn after(search: &Search, params: &mut Params, columns: &str) -> Option<String> {
+    search.after.as_ref().map(|(sort_key, id)| {
+        let k = params.add(Bind::Text(sort_key.clone()));
+        let i = params.add(Bind::Int(*id));
+        format!(" AND ({columns}) > ({k}, {i})")
+    })
 }
 
 /// How [`checks`] writes the query words.

@@ -98,8 +98,9 @@ async fn count(tx: &mut Tx, deltas: &[(&str, i64)]) -> Result<(), StoreError> {
         );
         let counted: Vec<(String, i64)> =
             with_tx!(tx, conn => bind_all!(sqlx::query_as(&sql), &binds).fetch_all(conn).await)?;
+        let delta_of: std::collections::HashMap<&str, i64> = chunk.iter().copied().collect();
         changed |= counted.iter().any(|(term, titles)| {
-            let delta = chunk.iter().find(|(t, _)| t == term).map_or(0, |(_, d)| *d);
+            let delta = delta_of.get(term.as_str()).copied().unwrap_or(0);
             // Held by nobody before (0 + delta), or by nobody now.
             (delta > 0 && *titles == delta) || (delta < 0 && *titles == 0)
         });
@@ -122,9 +123,10 @@ pub struct Term {
 
 /// For each of `words` (each a term itself: `crate::search::is_term`), at most `limit` terms
 /// containing it that some title holds, in no particular order, and the generation they were
-/// read at: one statement for them all.
+/// read at: one statement for them all. `words` is not empty ([`Vocabulary::look_up`] answers
+/// an empty list from memory).
 #[tracing::instrument(skip_all, fields(words = words.len(), limit))]
-pub async fn containing_each(
+async fn containing_each(
     db: &Db,
     words: &[&str],
     limit: i64,
@@ -151,11 +153,10 @@ pub async fn containing_each(
             )
         })
         .collect();
-    // Last, so that the first arm names the columns' types: the generation, as word -1 (it
-    // names $1 too, which a statement must use).
+    // Last, so that the first arm names the columns' types: the generation, as word -1.
     arms.push(
         "SELECT * FROM (SELECT CAST(-1 AS BIGINT) AS word, '' AS term, n AS titles \
-         FROM terms_generation WHERE id = 1 AND $1 > 0) AS generation"
+         FROM terms_generation WHERE id = 1) AS generation"
             .to_owned(),
     );
     let sql = arms.join(" UNION ALL ");
@@ -186,8 +187,9 @@ pub async fn generation(db: &Db) -> Result<i64, StoreError> {
 /// Most query words whose lookups a [`Vocabulary`] keeps (it starts afresh beyond).
 const MAX_KEPT_WORDS: usize = 10_000;
 
-/// The lookups of query words among the terms ([`containing_each`]), kept in memory while the
-/// terms' generation stays the same: a search whose words were all looked up before reads
+/// The lookups of query words among the terms (one statement for a search's words), kept in
+/// memory while the terms' generation stays the same: a search whose words were all looked up
+/// before reads
 /// only its page, and checks with it that the generation has not moved ([`Looked::kept_at`]).
 /// One per process; the generation lives in the database, so every instance sees another's
 /// new terms at its next search.
