@@ -42,6 +42,8 @@ RUN cargo chef prepare --recipe-path recipe.json
 FROM chef AS builder
 ARG SERVICE
 COPY --from=planner /src/recipe.json recipe.json
+# How native dependencies are compiled (the bundled SQLite's flags): part of the recipe.
+COPY .cargo .cargo
 # Dependencies of the selected binary only: this layer stays cached until Cargo.lock or a
 # manifest changes, so editing the code recompiles the workspace crates and nothing else.
 RUN cargo chef cook --release --locked -p "${SERVICE}" --bin "${SERVICE}" --recipe-path recipe.json

@@ -43,7 +43,8 @@ pub struct DbConfig {
     /// (`plan_cache_mode=force_generic_plan`), instead of planning it again at every execution
     /// when the planner's estimates favour plans made for the values. For services whose
     /// statements are shaped so that one plan fits every value; planning a statement with
-    /// several subqueries can cost more than running it.
+    /// several subqueries can cost more than running it. SQLite always does so: the bundled
+    /// library is built with `SQLITE_ENABLE_QPSG` (`.cargo/config.toml`).
     pub reuse_plans: bool,
 }
 
@@ -285,4 +286,25 @@ macro_rules! with_db {
             $crate::db::Db::Sqlite($pool) => $body,
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    /// The bundled SQLite is compiled as `.cargo/config.toml` says (the reasons are there):
+    /// a build that misses it (another checkout layout, a Dockerfile that leaves `.cargo` out)
+    /// fails here rather than running searches at half speed.
+    #[tokio::test]
+    async fn the_bundled_sqlite_is_built_with_the_workspace_flags() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert!(options.iter().any(|o| o == "ENABLE_QPSG"), "{options:?}");
+        assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+    }
 }
