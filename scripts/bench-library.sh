@@ -3,14 +3,16 @@
 # PostgreSQL, Redis and RabbitMQ (as in production), on ports 18100-18106:
 #
 #   (a) borrow + return (POST /loans/, POST /loans/{id}/return) through the gateway, at
-#       CONNECTIONS concurrent readers: p50/p99 of each step and of the pair;
+#       CONNECTIONS concurrent readers, each borrowing a title of its own: p50/p99 of each step
+#       and of the pair, and the CPU the whole machine spent per pair;
 #   (b) the same transaction on shorter paths, side by side, to show each hop's share:
 #       straight at app-service (no gateway); as commands on RabbitMQ to the running
 #       book-service (no HTTP at all: the broker's round trip plus the transaction); and
 #       book-service's command handler called in process (the database transaction alone).
 #       book-service has no HTTP endpoint for commands (writes arrive only over the bus), so
 #       there is no "direct HTTP" row; the handler row is that comparison. Both again with one
-#       reader: the difference of their p50s is the broker's round trip, free of queueing;
+#       reader: the difference of their p50s is the broker's round trip, free of queueing; and
+#       the handler with every reader on one title, whose lock makes them take turns;
 #   (c) GET /books/?q= over TITLES titles (seeded with book-service's examples/seed_titles.rs)
 #       at CONNECTIONS connections, straight at a book-service on PostgreSQL and one on SQLite:
 #       p50/p99, with a mix of the queries seed_titles times (common words, diacritics, a word
@@ -103,22 +105,39 @@ curl -fs -X POST http://127.0.0.1:18100/auth/register/ -H 'content-type: applica
 target/release/user-service set-role benchlib librarian >/dev/null
 TOKEN=$(curl -fs -X POST http://127.0.0.1:18100/auth/login/ -H 'content-type: application/json' \
   -d "{\"username\":\"benchlib\",\"password\":\"$PASSWORD\"}" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-# Enough copies that no reader ever waits for one: the rules decide nothing, the path is all.
-BOOK=$(curl -fs -X POST http://127.0.0.1:18100/books/ -H 'content-type: application/json' \
-  -H "Authorization: Bearer $TOKEN" \
-  -d "{\"title\":\"Les Misérables\",\"author\":\"Victor Hugo\",\"isbn\":\"978-2-07-036002-4\",\"copies\":$((CONNECTIONS * 2))}" \
-  | sed -E 's/^\{"id":([0-9]+).*/\1/')
+# add_title NAME ISBN COPIES → the new title's id, on a line.
+add_title() {
+  local id
+  id=$(curl -fs -X POST http://127.0.0.1:18100/books/ -H 'content-type: application/json' \
+    -H "Authorization: Bearer $TOKEN" \
+    -d "{\"title\":\"$1\",\"author\":\"Victor Hugo\",\"isbn\":\"$2\",\"copies\":$3}" \
+    | sed -E 's/^\{"id":([0-9]+).*/\1/')
+  echo "$id"
+}
+# An ISBN-13 (978 + the nine digits given, zero-padded) with its check digit.
+isbn13() {
+  local digits sum=0 i
+  digits=$(printf '978%09d' "$1")
+  for i in $(seq 0 11); do sum=$((sum + ${digits:i:1} * (i % 2 ? 3 : 1))); done
+  echo "$digits$(((10 - sum % 10) % 10))"
+}
+# Each reader borrows a title of its own, with a spare copy: the rules decide nothing and no
+# two readers queue on one title's lock; the path is all. HOT is one title every reader
+# borrows at once (enough copies for all), to show what that lock costs.
+BOOKS=$(for n in $(seq 1 "$CONNECTIONS"); do add_title "Bench title $n" "$(isbn13 "$n")" 2; done | paste -sd, -)
+HOT=$(add_title "Les Misérables" 978-2-07-036002-4 $((CONNECTIONS * 2)))
 
 # CPU time (clock ticks) spent so far by the processes given.
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 HZ=$(getconf CLK_TCK)
-# run_load PIDS ARGS… → the generator's line plus " cpu_ms_per_pair=…" for PIDS.
+# run_load PIDS ARGS… → the generator's line (with the whole machine's CPU per pair over its
+# timed run) plus " cpu_ms_per_pair=…" for PIDS.
 run_load() {
   local pids=$1; shift
   local before after line pairs
   # shellcheck disable=SC2086
   before=$(ticks $pids)
-  line=$("$LOAD" "$@" "$CONNECTIONS" "$DURATION" "$BOOK")
+  line=$("$LOAD" "$@" "$CONNECTIONS" "$DURATION" "${TITLE_IDS:-$BOOKS}")
   # shellcheck disable=SC2086
   after=$(ticks $pids)
   pairs=$(sed -E 's/^pairs=([0-9]+).*/\1/' <<<"$line")
@@ -127,7 +146,7 @@ run_load() {
 field() { sed -E "s/.*$1=([^ ]+).*/\\1/" <<<"$2"; }
 
 echo "warming up…"
-"$LOAD" http http://127.0.0.1:18100 "$CONNECTIONS" 2 "$BOOK" >/dev/null
+"$LOAD" http http://127.0.0.1:18100 "$CONNECTIONS" 2 "$BOOKS" >/dev/null
 echo "(a) and (b): borrow + return, $CONNECTIONS readers, ${DURATION}s each…"
 ALL_PIDS="$GATEWAY_PID $APP_PID $BOOK_PID"
 gateway=$(run_load "$ALL_PIDS" http http://127.0.0.1:18100)
@@ -138,6 +157,9 @@ handler=$(run_load "" handler "$PG_URL" bench_lib_books)
 # handler again at that concurrency compares like with like.
 PREFETCH=${CIRCULATION_PREFETCH:-8}
 handler_prefetch=$(CONNECTIONS=$PREFETCH run_load "" handler "$PG_URL" bench_lib_books)
+# Every reader on one title: each borrow and return takes that title's lock, so they run one
+# at a time.
+handler_hot=$(TITLE_IDS=$HOT run_load "" handler "$PG_URL" bench_lib_books)
 # The broker's share, with no queueing in the way: one reader over RabbitMQ, and one reader
 # calling the handler in process; the difference of their p50s is the broker's round trip.
 bus_one=$(CONNECTIONS=1 run_load "$BOOK_PID" bus "$AMQP_URL" "$CIRCULATION_SECRET" "$CIRCULATION_PREFIX")
@@ -196,21 +218,22 @@ read -r lite_list_rps lite_list_p50 lite_list_p99 lite_list_err < <(run_wrk http
 
 echo
 echo "(a)+(b) borrow + return — $CONNECTIONS readers, ${DURATION}s each, $(nproc) cores (latencies in ms)"
-row() { printf '%-44s %8s %8s %8s %8s %8s %8s %8s %7s %9s\n' "$@"; }
-row path "pairs/s" "borrow50" "borrow99" "return50" "return99" "pair50" "pair99" "errors" "cpu ms/pr"
+row() { printf '%-44s %8s %8s %8s %8s %8s %8s %8s %7s %9s %9s\n' "$@"; }
+row path "pairs/s" "borrow50" "borrow99" "return50" "return99" "pair50" "pair99" "errors" "cpu ms/pr" "all ms/pr"
 show() {
   local line=$2
   row "$1" "$(field 'pairs\/s' "$line")" \
     "$(sed -E 's/.*borrow p50=([0-9.]+)ms.*/\1/' <<<"$line")" "$(sed -E 's/.*borrow p50=[0-9.]+ms p99=([0-9.]+)ms.*/\1/' <<<"$line")" \
     "$(sed -E 's/.*return p50=([0-9.]+)ms.*/\1/' <<<"$line")" "$(sed -E 's/.*return p50=[0-9.]+ms p99=([0-9.]+)ms.*/\1/' <<<"$line")" \
     "$(sed -E 's/.*pair p50=([0-9.]+)ms.*/\1/' <<<"$line")" "$(sed -E 's/.*pair p50=[0-9.]+ms p99=([0-9.]+)ms.*/\1/' <<<"$line")" \
-    "$(field errors "$line")" "$(field cpu_ms_per_pair "$line")"
+    "$(field errors "$line")" "$(field cpu_ms_per_pair "$line")" "$(field machine_ms_per_pair "$line")"
 }
 show "gateway → app-service → RabbitMQ → book-svc" "$gateway"
 show "app-service → RabbitMQ → book-service" "$app"
 show "RabbitMQ → book-service (no HTTP)" "$bus"
 show "command handler in process (no broker)" "$handler"
 show "same, $PREFETCH at once (the consumer's prefetch)" "$handler_prefetch"
+show "same, every reader on one title" "$handler_hot"
 show "RabbitMQ → book-service, 1 reader" "$bus_one"
 show "command handler in process, 1 reader" "$handler_one"
 p50_of() { sed -E "s/.*$1 p50=([0-9.]+)ms.*/\\1/" <<<"$2"; }
@@ -218,7 +241,9 @@ awk -v b="$(p50_of borrow "$bus_one")" -v hb="$(p50_of borrow "$handler_one")" \
     -v r="$(p50_of return "$bus_one")" -v hr="$(p50_of return "$handler_one")" \
   'BEGIN { printf "broker round trip at p50 (1 reader, RabbitMQ minus in process): borrow %.2f ms, return %.2f ms\n", b - hb, r - hr }'
 echo "(cpu ms/pr: CPU the platform's processes on the path spent per pair — gateway, app-service"
-echo " and book-service as applicable; RabbitMQ, PostgreSQL and the load generator not counted)"
+echo " and book-service as applicable; RabbitMQ, PostgreSQL and the load generator not counted."
+echo " all ms/pr: CPU the whole machine spent per pair, everything counted; $(nproc) cores give at most"
+echo " $(nproc)000 ms of CPU a second, so $(nproc)000 / (all ms/pr) pairs/s is the most this path can do here)"
 echo
 echo "(c) GET /books/?q= over $TITLES titles — $CONNECTIONS connections, ${DURATION}s, straight at book-service"
 printf '%-28s %9s %8s %8s %8s\n' "" "req/s" "p50 ms" "p99 ms" "non-2xx"

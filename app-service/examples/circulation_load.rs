@@ -1,6 +1,7 @@
 //! Load generator for `scripts/bench-library.sh`: `concurrency` workers, each a reader of its
-//! own, borrow a copy of one title and return it, over and over, for `seconds`; then the
-//! p50/p99 latency of each step and the pairs per second.
+//! own, borrow a copy of a title and return it, over and over, for `seconds`; then the
+//! p50/p99 latency of each step, the pairs per second and the CPU the whole machine spent per
+//! pair.
 //!
 //! Three paths to the same transaction, so that each hop's share shows:
 //!
@@ -10,7 +11,8 @@
 //! handler <database-url> <schema>       book-service's command handler in this process → DB
 //! ```
 //!
-//! Usage: `circulation_load <path> <args…> <concurrency> <seconds> <book_id>`. The `http` path
+//! Usage: `circulation_load <path> <args…> <concurrency> <seconds> <book_ids>`: `book_ids` is one
+//! title's id or several, comma-separated; worker `n` borrows the `n`-th (round the list). The `http` path
 //! registers and logs in its readers (`loadN`, through the same base URL) first; the other two
 //! act as made-up readers (ids from 1 000 000), as book-service trusts the command's signer.
 
@@ -177,6 +179,42 @@ async fn worker(path: Path, who: Who, book_id: i64, until: Instant) -> Timings {
     t
 }
 
+/// The machine's CPU time counters (`/proc/stat`, all cores), to tell the CPU everything on
+/// the machine spent during the run: the platform, its databases and broker, this generator.
+struct MachineCpu {
+    busy: u64,
+    total: u64,
+}
+
+impl MachineCpu {
+    /// `None` where there is no `/proc/stat`.
+    fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        // user nice system idle iowait irq softirq steal …
+        let busy = ticks.iter().take(7).enumerate();
+        let busy = busy.filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum();
+        Some(Self {
+            busy,
+            total: ticks.iter().take(8).sum(),
+        })
+    }
+
+    /// CPU-seconds spent busy since `before`, over `elapsed` seconds of wall time.
+    fn busy_seconds_since(&self, before: &Self, elapsed: f64) -> f64 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let total = self.total.saturating_sub(before.total).max(1) as f64;
+        self.busy.saturating_sub(before.busy) as f64 / total * cores * elapsed
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -198,7 +236,7 @@ fn summary(name: &str, mut samples: Vec<Duration>) -> String {
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: circulation_load (http <base-url> | bus <amqp-url> <secret> <prefix> | \
-                 handler <database-url> <schema>) <concurrency> <seconds> <book_id>";
+                 handler <database-url> <schema>) <concurrency> <seconds> <book_id>[,<book_id>…]";
     let (path, rest) = match args.first().map(String::as_str) {
         Some("http") if args.len() == 5 => {
             let http = reqwest::Client::builder()
@@ -234,7 +272,10 @@ async fn main() -> Result<(), BoxError> {
     };
     let concurrency: usize = rest[0].parse()?;
     let seconds: u64 = rest[1].parse()?;
-    let book_id: i64 = rest[2].parse()?;
+    let book_ids: Vec<i64> = rest[2]
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
 
     let mut whos = Vec::with_capacity(concurrency);
     for n in 0..concurrency {
@@ -243,11 +284,16 @@ async fn main() -> Result<(), BoxError> {
             _ => Who::User(1_000_000 + n as i64),
         });
     }
+    let cpu_before = MachineCpu::read();
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
     let tasks: Vec<_> = whos
         .into_iter()
-        .map(|who| tokio::spawn(worker(path.clone(), who, book_id, until)))
+        .enumerate()
+        .map(|(n, who)| {
+            let book_id = book_ids[n % book_ids.len()];
+            tokio::spawn(worker(path.clone(), who, book_id, until))
+        })
         .collect();
     let mut all = Timings::default();
     for task in tasks {
@@ -258,8 +304,15 @@ async fn main() -> Result<(), BoxError> {
         all.errors += t.errors;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let machine_ms_per_pair = match (cpu_before, MachineCpu::read()) {
+        (Some(before), Some(after)) if !all.pair.is_empty() => format!(
+            "{:.2}",
+            after.busy_seconds_since(&before, elapsed) * 1e3 / all.pair.len() as f64
+        ),
+        _ => "n/a".to_owned(),
+    };
     println!(
-        "pairs={} pairs/s={:.1} errors={} {} {} {}",
+        "pairs={} pairs/s={:.1} errors={} {} {} {} machine_ms_per_pair={machine_ms_per_pair}",
         all.pair.len(),
         all.pair.len() as f64 / elapsed,
         all.errors,
