@@ -12,7 +12,9 @@
 #       book-service has no HTTP endpoint for commands (writes arrive only over the bus), so
 #       there is no "direct HTTP" row; the handler row is that comparison. Both again with one
 #       reader: the difference of their p50s is the broker's round trip, free of queueing; and
-#       the handler with every reader on one title, whose lock makes them take turns;
+#       the handler with every reader on one title, whose lock makes them take turns; and
+#       the floor of the broker's round trip: one reader over RabbitMQ to a consumer that
+#       answers at once, applying nothing;
 #   (c) GET /books/?q= over TITLES titles (seeded with book-service's examples/seed_titles.rs)
 #       at CONNECTIONS connections, straight at a book-service on PostgreSQL and one on SQLite:
 #       p50/p99, with a mix of the queries seed_titles times (common words, diacritics, a word
@@ -49,6 +51,8 @@ cleanup() {
   drop_schemas
   rabbitmqctl -q delete_queue "$CIRCULATION_PREFIX.commands" >/dev/null 2>&1 || true
   rabbitmqctl -q delete_queue "$CIRCULATION_PREFIX.dead" >/dev/null 2>&1 || true
+  rabbitmqctl -q delete_queue "$CIRCULATION_PREFIX.echo.commands" >/dev/null 2>&1 || true
+  rabbitmqctl -q delete_queue "$CIRCULATION_PREFIX.echo.dead" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -164,6 +168,9 @@ handler_hot=$(TITLE_IDS=$HOT run_load "" handler "$PG_URL" bench_lib_books)
 # calling the handler in process; the difference of their p50s is the broker's round trip.
 bus_one=$(CONNECTIONS=1 run_load "$BOOK_PID" bus "$AMQP_URL" "$CIRCULATION_SECRET" "$CIRCULATION_PREFIX")
 handler_one=$(CONNECTIONS=1 run_load "" handler "$PG_URL" bench_lib_books)
+# The floor of that difference: the same bus code and broker with a consumer that answers at
+# once and applies nothing (in the generator's process, on queues of its own).
+echo_one=$(CONNECTIONS=1 run_load "" echo "$AMQP_URL" "$CIRCULATION_SECRET" "$CIRCULATION_PREFIX.echo")
 
 # (c) Search over TITLES titles: one book-service on PostgreSQL, one on SQLite, each seeded.
 echo "(c) seeding $TITLES titles on PostgreSQL and on SQLite…"
@@ -236,10 +243,12 @@ show "same, $PREFETCH at once (the consumer's prefetch)" "$handler_prefetch"
 show "same, every reader on one title" "$handler_hot"
 show "RabbitMQ → book-service, 1 reader" "$bus_one"
 show "command handler in process, 1 reader" "$handler_one"
+show "RabbitMQ → a consumer applying nothing, 1 rdr" "$echo_one"
 p50_of() { sed -E "s/.*$1 p50=([0-9.]+)ms.*/\\1/" <<<"$2"; }
 awk -v b="$(p50_of borrow "$bus_one")" -v hb="$(p50_of borrow "$handler_one")" \
     -v r="$(p50_of return "$bus_one")" -v hr="$(p50_of return "$handler_one")" \
   'BEGIN { printf "broker round trip at p50 (1 reader, RabbitMQ minus in process): borrow %.2f ms, return %.2f ms\n", b - hb, r - hr }'
+echo "its floor, RabbitMQ's own round trip (1 reader, a consumer applying nothing) at p50: borrow $(p50_of borrow "$echo_one") ms, return $(p50_of return "$echo_one") ms"
 echo "(cpu ms/pr: CPU the platform's processes on the path spent per pair — gateway, app-service"
 echo " and book-service as applicable; RabbitMQ, PostgreSQL and the load generator not counted."
 echo " all ms/pr: CPU the whole machine spent per pair, everything counted; $(nproc) cores give at most"

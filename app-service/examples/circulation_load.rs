@@ -9,7 +9,12 @@
 //! http    <base-url>                    client → gateway → app-service → RabbitMQ → book-service → DB
 //! bus     <amqp-url> <secret> <prefix>  circulation client → RabbitMQ → book-service → DB
 //! handler <database-url> <schema>       book-service's command handler in this process → DB
+//! echo    <amqp-url> <secret> <prefix>  circulation client → RabbitMQ → a consumer in this
+//!                                       process that answers at once, applying nothing
 //! ```
+//!
+//! `echo` is the broker's own round trip through the same bus code, with no transaction: the
+//! floor of what RabbitMQ adds to a command on this machine. Give it a prefix of its own.
 //!
 //! Usage: `circulation_load <path> <args…> <concurrency> <seconds> <book_ids>`: `book_ids` is one
 //! title's id or several, comma-separated; worker `n` borrows the `n`-th (round the list). The `http` path
@@ -22,8 +27,9 @@ use book_service::apply::CommandHandler;
 use book_service::clock::SharedClock;
 use book_service::outbox::Bell;
 use book_service::rules::Rules;
-use circulation::{Bus, BusConfig, Command, CommandKind, Handler, Outcome};
+use circulation::{Bus, BusConfig, Command, CommandKind, Handler, HandlerError, Outcome};
 use common::auth::Role;
+use common::shutdown::shutdown_channel;
 use serde_json::{json, Value};
 use service_kit::db::DbConfig;
 
@@ -104,6 +110,18 @@ impl Path {
             Outcome::Done { status, body } => expect(status, want, body),
             refused => Err(format!("refused: {}", refused.body()).into()),
         }
+    }
+}
+
+/// Answers every command at once and applies nothing: a loan id for a borrow, 200 for the rest.
+struct Echo;
+
+impl Handler for Echo {
+    async fn handle(&self, command: Command) -> Result<Outcome, HandlerError> {
+        Ok(match command.kind {
+            CommandKind::Borrow { .. } => Outcome::done(201, &json!({"id": 1})),
+            _ => Outcome::done(200, &json!({})),
+        })
     }
 }
 
@@ -200,7 +218,10 @@ impl MachineCpu {
             .ok()?;
         // user nice system idle iowait irq softirq steal …
         let busy = ticks.iter().take(7).enumerate();
-        let busy = busy.filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum();
+        let busy = busy
+            .filter(|(i, _)| *i != 3 && *i != 4)
+            .map(|(_, t)| t)
+            .sum();
         Some(Self {
             busy,
             total: ticks.iter().take(8).sum(),
@@ -236,7 +257,10 @@ fn summary(name: &str, mut samples: Vec<Duration>) -> String {
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: circulation_load (http <base-url> | bus <amqp-url> <secret> <prefix> | \
-                 handler <database-url> <schema>) <concurrency> <seconds> <book_id>[,<book_id>…]";
+                 handler <database-url> <schema> | echo <amqp-url> <secret> <prefix>) \
+                 <concurrency> <seconds> <book_id>[,<book_id>…]";
+    // Keeps the echo consumer running until the end of `main`.
+    let (_stop_echo, echo_shutdown) = shutdown_channel();
     let (path, rest) = match args.first().map(String::as_str) {
         Some("http") if args.len() == 5 => {
             let http = reqwest::Client::builder()
@@ -254,6 +278,13 @@ async fn main() -> Result<(), BoxError> {
             let mut config = BusConfig::amqp(&args[1], &args[2], &args[3]);
             config.wait = WAIT;
             let bus = Bus::open(config).await?;
+            (Path::Bus(bus.client().await), &args[4..])
+        }
+        Some("echo") if args.len() == 7 => {
+            let mut config = BusConfig::amqp(&args[1], &args[2], &args[3]);
+            config.wait = WAIT;
+            let bus = Bus::open(config).await?;
+            tokio::spawn(bus.consumer().run(Echo, echo_shutdown));
             (Path::Bus(bus.client().await), &args[4..])
         }
         Some("handler") if args.len() == 6 => {

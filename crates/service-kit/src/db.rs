@@ -301,7 +301,10 @@ mod tests {
             .await
             .unwrap();
         assert!(options.iter().any(|o| o == "ENABLE_QPSG"), "{options:?}");
-        assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
         assert!(
             !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
             "{options:?}"
