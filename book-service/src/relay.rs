@@ -2,8 +2,9 @@
 //! each published once the stream acknowledged it.
 //!
 //! One relay publishes at a time across all instances — the holder of the lease row
-//! (`outbox_relay`), taken and extended with a guarded update, given up at shutdown, taken
-//! over by another instance when it runs out (a crashed holder). So the order of the outbox is
+//! (`outbox_relay`), taken and extended with a guarded update once a third of it has run (not
+//! at every batch or poll: each is a commit), given up at shutdown, taken over by another
+//! instance when it runs out (a crashed holder). So the order of the outbox is
 //! the order of the stream, title by title. A batch goes out with many events in flight
 //! (see [`EventStream::publish`]); an event whose publish failed stays unpublished, with the
 //! later events of its title, and the relay tries again after a pause. An event published but
@@ -12,7 +13,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use common::shutdown::Shutdown;
 use events::{Event, EventStream};
 use service_kit::db::Db;
@@ -49,8 +50,9 @@ impl Relay {
         let stop = shutdown.wait();
         tokio::pin!(stop);
         let mut pause = self.config.poll;
+        let mut held_until = None;
         loop {
-            let (wait, listen) = match self.round().await {
+            let (wait, listen) = match self.round(&mut held_until).await {
                 Ok(Round::Drained) => {
                     pause = self.config.poll;
                     (self.config.poll, true)
@@ -76,16 +78,11 @@ impl Relay {
     }
 
     /// Publishes batches until the outbox is empty, the lease is lost, or a publish fails.
-    async fn round(&self) -> Result<Round, String> {
+    /// `held_until`: when the lease this relay last took runs out.
+    async fn round(&self, held_until: &mut Option<DateTime<Utc>>) -> Result<Round, String> {
         let batch = i64::try_from(self.config.batch).unwrap_or(i64::MAX);
         loop {
-            let now = Utc::now();
-            let lease =
-                chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::MAX);
-            if !outbox::take_lease(&self.db, &self.holder, now, now + lease)
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            if !hold_lease(&self.db, &self.holder, self.config.lease, held_until).await? {
                 return Ok(Round::NotHolder);
             }
             let rows = outbox::unpublished(&self.db, batch)
@@ -133,5 +130,72 @@ impl Relay {
                 return Ok(Round::Drained);
             }
         }
+    }
+}
+
+/// Whether `holder` holds the relay's lease now: kept as it is while more than two thirds of
+/// it are left (nobody else can take it before it runs out), taken or extended otherwise.
+/// `held_until`: when the lease `holder` last took runs out.
+async fn hold_lease(
+    db: &Db,
+    holder: &str,
+    lease: Duration,
+    held_until: &mut Option<DateTime<Utc>>,
+) -> Result<bool, String> {
+    let now = Utc::now();
+    let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    if held_until.is_some_and(|until| until - now > lease - lease / 3) {
+        return Ok(true);
+    }
+    let until = now + lease;
+    let taken = outbox::take_lease(db, holder, now, until)
+        .await
+        .map_err(|e| e.to_string())?;
+    *held_until = taken.then_some(until);
+    Ok(taken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::startup::open_database;
+    use service_kit::db::DbConfig;
+
+    /// The lease's row as stored: its holder and when it runs out.
+    async fn stored_lease(db: &Db) -> (Option<String>, Option<String>) {
+        let sql = "SELECT holder, CAST(expires_at AS TEXT) FROM outbox_relay";
+        service_kit::with_db!(db, pool => sqlx::query_as(sql).fetch_one(pool).await).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_lease_is_written_once_a_third_has_run_and_taken_over_once_it_ran_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_database(&DbConfig::sqlite(dir.path(), "books.sqlite"))
+            .await
+            .unwrap();
+        let lease = Duration::from_millis(600);
+        let (mut a, mut b) = (None, None);
+        assert!(hold_lease(&db, "a", lease, &mut a).await.unwrap());
+        let taken = stored_lease(&db).await;
+        assert_eq!(taken.0.as_deref(), Some("a"));
+        // Within the first third: held without a write.
+        assert!(hold_lease(&db, "a", lease, &mut a).await.unwrap());
+        assert_eq!(stored_lease(&db).await, taken);
+        assert!(!hold_lease(&db, "b", lease, &mut b).await.unwrap());
+        assert_eq!(b, None);
+        // Past a third: extended.
+        tokio::time::sleep(lease / 3 + Duration::from_millis(50)).await;
+        assert!(hold_lease(&db, "a", lease, &mut a).await.unwrap());
+        let extended = stored_lease(&db).await;
+        assert_eq!(extended.0.as_deref(), Some("a"));
+        assert_ne!(extended.1, taken.1);
+        // "a" stops renewing (a crashed holder): "b" takes over once the lease ran out, and
+        // "a" knows it no longer holds it.
+        assert!(!hold_lease(&db, "b", lease, &mut b).await.unwrap());
+        tokio::time::sleep(lease + Duration::from_millis(50)).await;
+        assert!(hold_lease(&db, "b", lease, &mut b).await.unwrap());
+        assert_eq!(stored_lease(&db).await.0.as_deref(), Some("b"));
+        assert!(!hold_lease(&db, "a", lease, &mut a).await.unwrap());
+        assert_eq!(a, None);
     }
 }
