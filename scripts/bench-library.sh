@@ -82,6 +82,12 @@ export USER_SERVICE_URL=http://127.0.0.1:18102 SCRAPER_SERVICE_URL=http://127.0.
 # Nothing else may choose the databases, and events stay in process.
 unset DATABASE_URL BOOK_SERVICE_DATABASE_URL NATS_URL
 
+# Each reader of (a) and (b) borrows a title of its own (seed_titles: one copy each), so the
+# rules decide nothing and no two readers queue on one title's lock: the path is all.
+env -u AMQP_URL BOOK_SERVICE_DATABASE_URL="$PG_URL" BOOK_SERVICE_DATABASE_SCHEMA=bench_lib_books \
+  target/release/examples/seed_titles "$CONNECTIONS" >"$WORK/seed-books.log"
+BOOKS=$(psql "$PG_URL" -tAc "SELECT string_agg(id::text, ',' ORDER BY id) FROM bench_lib_books.titles")
+
 # book-service for (a) and (b): PostgreSQL, commands over RabbitMQ; events stay in process.
 BOOK_SERVICE_ADDR=127.0.0.1:18104 BOOK_SERVICE_DATABASE_URL="$PG_URL" \
   BOOK_SERVICE_DATABASE_SCHEMA=bench_lib_books DATA_DIR="$WORK/book" \
@@ -109,27 +115,12 @@ curl -fs -X POST http://127.0.0.1:18100/auth/register/ -H 'content-type: applica
 target/release/user-service set-role benchlib librarian >/dev/null
 TOKEN=$(curl -fs -X POST http://127.0.0.1:18100/auth/login/ -H 'content-type: application/json' \
   -d "{\"username\":\"benchlib\",\"password\":\"$PASSWORD\"}" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-# add_title NAME ISBN COPIES → the new title's id, on a line.
-add_title() {
-  local id
-  id=$(curl -fs -X POST http://127.0.0.1:18100/books/ -H 'content-type: application/json' \
-    -H "Authorization: Bearer $TOKEN" \
-    -d "{\"title\":\"$1\",\"author\":\"Victor Hugo\",\"isbn\":\"$2\",\"copies\":$3}" \
-    | sed -E 's/^\{"id":([0-9]+).*/\1/')
-  echo "$id"
-}
-# An ISBN-13 (978 + the nine digits given, zero-padded) with its check digit.
-isbn13() {
-  local digits sum=0 i
-  digits=$(printf '978%09d' "$1")
-  for i in $(seq 0 11); do sum=$((sum + ${digits:i:1} * (i % 2 ? 3 : 1))); done
-  echo "$digits$(((10 - sum % 10) % 10))"
-}
-# Each reader borrows a title of its own, with a spare copy: the rules decide nothing and no
-# two readers queue on one title's lock; the path is all. HOT is one title every reader
-# borrows at once (enough copies for all), to show what that lock costs.
-BOOKS=$(for n in $(seq 1 "$CONNECTIONS"); do add_title "Bench title $n" "$(isbn13 "$n")" 2; done | paste -sd, -)
-HOT=$(add_title "Les Misérables" 978-2-07-036002-4 $((CONNECTIONS * 2)))
+# HOT: one title every reader borrows at once (enough copies for all), to show what its lock
+# costs.
+HOT=$(curl -fs -X POST http://127.0.0.1:18100/books/ -H 'content-type: application/json' \
+  -H "Authorization: Bearer $TOKEN" \
+  -d "{\"title\":\"Les Misérables\",\"author\":\"Victor Hugo\",\"isbn\":\"978-2-07-036002-4\",\"copies\":$((CONNECTIONS * 2))}" \
+  | sed -E 's/^\{"id":([0-9]+).*/\1/')
 
 # CPU time (clock ticks) spent so far by the processes given.
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }

@@ -217,14 +217,10 @@ impl MachineCpu {
             .collect::<Result<_, _>>()
             .ok()?;
         // user nice system idle iowait irq softirq steal …
-        let busy = ticks.iter().take(7).enumerate();
-        let busy = busy
-            .filter(|(i, _)| *i != 3 && *i != 4)
-            .map(|(_, t)| t)
-            .sum();
+        let tick = |i: usize| ticks.get(i).copied().unwrap_or(0);
         Some(Self {
-            busy,
-            total: ticks.iter().take(8).sum(),
+            busy: [0, 1, 2, 5, 6].into_iter().map(tick).sum(),
+            total: (0..8).map(tick).sum(),
         })
     }
 

@@ -189,8 +189,8 @@ const MAX_KEPT_WORDS: usize = 10_000;
 
 /// The lookups of query words among the terms (one statement for a search's words), kept in
 /// memory while the terms' generation stays the same: a search whose words were all looked up
-/// before reads
-/// only its page, and checks with it that the generation has not moved ([`Looked::kept_at`]).
+/// before reads only its page, and checks with it that the generation has not moved
+/// ([`Looked::kept_at`]).
 /// One per process; the generation lives in the database, so every instance sees another's
 /// new terms at its next search.
 #[derive(Debug, Default)]
